@@ -1,0 +1,12 @@
+"""V3 node classes, one module per family. Thin: parse inputs, call the library, build outputs."""
+from comfy_api.latest import ComfyExtension, io
+
+
+class AttentionEditExtension(ComfyExtension):
+    async def get_node_list(self) -> list[type[io.ComfyNode]]:
+        # ComfyUI 0.8's loader never awaits on_load(), so folder registration happens here.
+        from .model_folders import register_model_folders
+        from . import p2p
+
+        register_model_folders()
+        return [*p2p.NODES]

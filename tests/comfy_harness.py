@@ -1,0 +1,108 @@
+"""Real ComfyUI, in-process: find it, boot it on the CPU, load this pack and the test pack with
+ComfyUI's own custom-node loader, and execute API-format workflows through its PromptExecutor.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+TEST_PACK = REPO / "tests" / "comfy_test_pack"
+WORKFLOWS = REPO / "workflows"
+
+
+def comfyui_path() -> Path:
+    return Path(os.environ.get("COMFYUI_PATH", "~/ComfyUI")).expanduser()
+
+
+def comfyui_found() -> bool:
+    return (comfyui_path() / "comfy" / "model_patcher.py").is_file()
+
+
+class _Server:
+    """What PromptExecutor needs of PromptServer: messages are kept, not sent."""
+
+    def __init__(self):
+        self.client_id = None
+        self.last_node_id = None
+        self.last_prompt_id = None
+        self.messages: list = []
+
+    def send_sync(self, event, data, sid=None):
+        self.messages.append((event, data))
+
+    def queue_updated(self):
+        pass
+
+
+class Comfy:
+    """A booted ComfyUI with both packs loaded."""
+
+    def __init__(self):
+        root = comfyui_path()
+        sys.path.insert(0, str(root))
+        from comfy.cli_args import args  # before comfy.model_management is imported (pitfall 3)
+
+        args.cpu = True
+        args.output_directory = None
+        import utils.install_util  # noqa: F401  before `import nodes` (comfyui-host.md §5 pitfall 2)
+        import nodes
+        import folder_paths
+
+        self.tmp = Path(os.environ.get("ATTN_EDIT_TEST_TMP", "/tmp/attn-edit-comfy"))
+        for sub in ("output", "temp", "input", "models"):
+            (self.tmp / sub).mkdir(parents=True, exist_ok=True)
+        folder_paths.set_output_directory(str(self.tmp / "output"))
+        folder_paths.set_temp_directory(str(self.tmp / "temp"))
+        folder_paths.set_input_directory(str(self.tmp / "input"))
+
+        asyncio.run(nodes.init_extra_nodes(init_custom_nodes=False, init_api_nodes=False))
+        for pack in (REPO, TEST_PACK):
+            if not asyncio.run(nodes.load_custom_node(str(pack))):
+                raise RuntimeError(f"ComfyUI's loader failed to load {pack}")
+        self.nodes = nodes
+        import execution
+
+        self.execution = execution
+        self.server = _Server()
+        self.executor = execution.PromptExecutor(self.server, cache_type=False, cache_args={"lru": 0, "ram": 0})
+        self.test_pack = sys.modules[str(TEST_PACK).replace(".", "_x_")]
+
+    def pack(self, name: str):
+        return self.test_pack.pack_module(name)
+
+    @property
+    def captured(self) -> dict:
+        return self.test_pack.CAPTURED
+
+    def run(self, prompt: dict, expect_success: bool = True) -> dict:
+        """Validate and execute an API-format prompt; return {'ok', 'error', 'messages', 'outputs'}."""
+        prompt_id = str(uuid.uuid4())
+        self.captured.clear()
+        valid = asyncio.run(self.execution.validate_prompt(prompt_id, prompt, None))
+        if not valid[0]:
+            result = {"ok": False, "error": {"validation": valid[1], "node_errors": valid[3]}, "messages": []}
+        else:
+            self.server.messages = []
+            self.executor.execute(prompt, prompt_id, {}, valid[2])
+            errors = [d for e, d in self.executor.status_messages if e == "execution_error"]
+            result = {
+                "ok": self.executor.success and not errors,
+                "error": errors[0] if errors else None,
+                "messages": list(self.executor.status_messages),
+                "outputs": self.executor.history_result.get("outputs", {}),
+            }
+        if expect_success and not result["ok"]:
+            raise AssertionError("workflow failed: " + json.dumps(result["error"], default=str)[:4000])
+        return result
+
+    def reset_cache(self):
+        self.executor.reset()
+
+
+def load_api_workflow(name: str) -> dict:
+    return json.loads((WORKFLOWS / name).read_text())

@@ -1,0 +1,68 @@
+from comfy_api.latest import ComfyExtension, io
+
+from . import CAPTURED, pack_module
+
+_MODELS: dict = {}
+
+
+class TinyModels(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="AttnEditTest_TinyModels",
+            category="testing",
+            inputs=[io.Combo.Input("layout", options=["sd15", "sd2v", "sdxl", "dit"]), io.Int.Input("seed", default=0)],
+            outputs=[io.Model.Output(), io.Clip.Output(), io.Vae.Output()],
+        )
+
+    @classmethod
+    def execute(cls, layout, seed):
+        from .tiny_models import build_clip, build_model, build_vae
+
+        key = (layout, seed)
+        if key not in _MODELS:
+            clip_layout = "sdxl" if layout == "sdxl" else "sd15"
+            _MODELS[key] = (build_model(layout, seed), build_clip(clip_layout, seed), build_vae(seed))
+        return io.NodeOutput(*_MODELS[key])
+
+
+class IdentityPatch(io.ComfyNode):
+    """Routes every attention layer through the pack's patch mechanism with a do-nothing editor."""
+
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(node_id="AttnEditTest_IdentityPatch", category="testing",
+                         inputs=[io.Model.Input("model")], outputs=[io.Model.Output()])
+
+    @classmethod
+    def execute(cls, model):
+        comfy_patch = pack_module("attention.comfy_patch")
+        return io.NodeOutput(comfy_patch.patch_model(model, comfy_patch.AttentionEditor()))
+
+
+class Capture(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="AttnEditTest_Capture",
+            category="testing",
+            is_output_node=True,
+            inputs=[io.String.Input("name"), io.Latent.Input("latent", optional=True),
+                    io.Image.Input("image", optional=True), io.String.Input("text", optional=True, force_input=True),
+                    io.Sigmas.Input("sigmas", optional=True), io.Model.Input("model", optional=True)],
+            outputs=[],
+        )
+
+    @classmethod
+    def fingerprint_inputs(cls, **kwargs):
+        return float("nan")
+
+    @classmethod
+    def execute(cls, name, latent=None, image=None, text=None, sigmas=None, model=None):
+        CAPTURED[name] = {"latent": latent, "image": image, "text": text, "sigmas": sigmas, "model": model}
+        return io.NodeOutput()
+
+
+class TestPackExtension(ComfyExtension):
+    async def get_node_list(self):
+        return [TinyModels, IdentityPatch, Capture]

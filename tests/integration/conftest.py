@@ -1,0 +1,30 @@
+import pytest
+
+from tests.comfy_harness import Comfy, comfyui_found, comfyui_path
+
+
+@pytest.fixture(scope="session")
+def comfy():
+    if not comfyui_found():
+        pytest.skip(f"no ComfyUI at {comfyui_path()} (set COMFYUI_PATH)")
+    return Comfy()
+
+
+def sampler_workflow(layout="sd15", patch=None, positive="a cat sitting on a mat", negative="", width=64,
+                     height=64, steps=3, cfg=5.0, sampler="euler", scheduler="normal", seed=1, batch=1):
+    """API-format: tiny models -> [patch node] -> 2x CLIPTextEncode -> EmptyLatent -> KSampler -> Capture."""
+    model_ref = ["1", 0]
+    prompt = {
+        "1": {"class_type": "AttnEditTest_TinyModels", "inputs": {"layout": layout, "seed": 0}},
+        "3": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": positive}},
+        "4": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": negative}},
+        "5": {"class_type": "EmptyLatentImage", "inputs": {"width": width, "height": height, "batch_size": batch}},
+        "6": {"class_type": "KSampler", "inputs": {"model": model_ref, "positive": ["3", 0], "negative": ["4", 0],
+                                                   "latent_image": ["5", 0], "seed": seed, "steps": steps, "cfg": cfg,
+                                                   "sampler_name": sampler, "scheduler": scheduler, "denoise": 1.0}},
+        "7": {"class_type": "AttnEditTest_Capture", "inputs": {"name": "out", "latent": ["6", 0]}},
+    }
+    if patch is not None:
+        prompt["2"] = {"class_type": patch, "inputs": {"model": ["1", 0]}}
+        prompt["6"]["inputs"]["model"] = ["2", 0]
+    return prompt
