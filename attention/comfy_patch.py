@@ -84,6 +84,7 @@ class AttentionEditor:
     """
 
     node_name = "AttnEdit"
+    shares_row_noise = False  # stochastic samplers: one noise draw for every latent row (all prompts)
 
     def start_run(self, run: RunState) -> None:
         pass
@@ -215,6 +216,45 @@ def _post_cfg(args):
     return editor.post_cfg(args["denoised"], args, run)
 
 
+class _RowSharedNoise:
+    """Noise sampler that draws for row 0 and gives every row the same noise."""
+
+    def __init__(self, inner, rows: int):
+        self.inner, self.rows = inner, rows
+
+    def __call__(self, sigma, sigma_next):
+        n = self.inner(sigma, sigma_next)
+        return n.expand(self.rows, *n.shape[1:]).clone()
+
+
+def _sampler_sample_wrapper(executor, guider, sigmas, extra_args, callback, noise, *args, **kwargs):
+    """Ancestral/SDE samplers draw fresh noise per row each step, which would make the prompts' rows
+    diverge for reasons other than the edit. Hand them a row-shared noise sampler instead."""
+    import inspect
+
+    from comfy.k_diffusion.sampling import BrownianTreeNoiseSampler, default_noise_sampler
+
+    editor = extra_args["model_options"].get("transformer_options", {}).get(EDITOR_KEY)
+    ksampler = executor.class_obj
+    function = getattr(ksampler, "sampler_function", None)
+    if (editor is None or not editor.shares_row_noise or function is None or noise.shape[0] < 2
+            or "noise_sampler" not in inspect.signature(function).parameters
+            or ksampler.extra_options.get("noise_sampler") is not None):
+        return executor(guider, sigmas, extra_args, callback, noise, *args, **kwargs)
+    seed = extra_args.get("seed")
+    if "sde" in function.__name__:
+        positive = sigmas[sigmas > 0]
+        inner = BrownianTreeNoiseSampler(noise[:1], positive.min(), positive.max(), seed=seed, cpu=True)
+    else:
+        inner = default_noise_sampler(noise[:1], seed=seed)
+    original = ksampler.extra_options
+    ksampler.extra_options = {**original, "noise_sampler": _RowSharedNoise(inner, noise.shape[0])}
+    try:
+        return executor(guider, sigmas, extra_args, callback, noise, *args, **kwargs)
+    finally:
+        ksampler.extra_options = original
+
+
 def _outer_sample_wrapper(executor, *args, **kwargs):
     """Fresh RunState per sampling run (the EasyCache lifecycle, nodes_easycache.py:144-173)."""
     import comfy.model_patcher
@@ -276,5 +316,6 @@ def patch_model(model, editor: AttentionEditor):
     m.set_model_sampler_post_cfg_function(_post_cfg)
     m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, WRAPPER_KEY, _outer_sample_wrapper)
     m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, WRAPPER_KEY, _diffusion_model_wrapper)
+    m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.SAMPLER_SAMPLE, WRAPPER_KEY, _sampler_sample_wrapper)
     log.info("%s: patched %d attention layers (attn1 + attn2)", editor.node_name, len(layers))
     return m

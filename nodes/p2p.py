@@ -1,1 +1,145 @@
-NODES = []
+"""Prompt-to-Prompt nodes: one node between the loader and a stock sampler.
+
+Each outputs the patched MODEL, the batched positive CONDITIONING (row 0 = source prompt, rows 1.. =
+edits) and the LATENT repeated once per prompt with identical noise. Wire all three into KSampler
+(with your usual negative); output row 0 is the source image, rows 1.. are the edits.
+"""
+from __future__ import annotations
+
+from comfy_api.latest import io
+
+from ..attention.comfy_patch import UnsupportedModelError, patch_model
+from ..attention.options import parse_prompt_lines
+from ..attention.p2p_editor import P2PEditor
+from ..attention.p2p_plan import InputError, build_plan
+from .clip_prompts import encode_rows, prompt_tokens
+
+CATEGORY = "attention_edit/prompt_to_prompt"
+
+_SCHEDULE_TIP = "Fraction of the sampling schedule, counted from its start, during which the source prompt's "
+
+
+def _common_inputs(reweight_node: bool):
+    prompts = ([io.String.Input("prompt", multiline=True, tooltip="The prompt; the edit reweights some of its words.")]
+               if reweight_node else
+               [io.String.Input("source_prompt", multiline=True, tooltip="Prompt of the source image (row 0)."),
+                io.String.Input("target_prompts", multiline=True,
+                                tooltip="One edited prompt per line; each becomes one more output row.")])
+    return [
+        io.Model.Input("model"),
+        io.Clip.Input("clip"),
+        io.Latent.Input("latent", tooltip="Batch-1 latent: an empty latent, or an inverted x_T for real images."),
+        *prompts,
+        *([io.String.Input("reweight", default="", tooltip="word: factor, … e.g. 'fluffy: 2.0, red: -1'")]
+          if reweight_node else []),
+        io.Float.Input("cross_replace", default=0.8, min=0.0, max=1.0, step=0.01,
+                       tooltip=_SCHEDULE_TIP + "cross-attention maps are injected into the edits."),
+        io.Float.Input("self_replace", default=0.4, min=0.0, max=1.0, step=0.01,
+                       tooltip=_SCHEDULE_TIP + "self-attention maps are injected (low-resolution layers only)."),
+        io.String.Input("word_schedule", default="", optional=True,
+                        tooltip="Per-word injection windows: 'lion: 0.4' (0 to 0.4) or 'lion: 0.1-0.6'."),
+        *([] if reweight_node else [
+            io.String.Input("reweight", default="", optional=True,
+                            tooltip="Also scale words' attention: 'fluffy: 2.0, red: -1' (paper range -2..2).")]),
+        io.String.Input("blend_words", default="", optional=True,
+                        tooltip="Local blend: 'cat | dog' = words of the source | of the edits whose attention "
+                                "marks the region allowed to change. Empty = no local blend."),
+        io.Float.Input("blend_threshold", default=0.3, min=0.0, max=1.0, step=0.01, optional=True),
+        io.Float.Input("blend_start", default=0.0, min=0.0, max=1.0, step=0.01, optional=True,
+                       tooltip="Fraction of the schedule before local blend starts (null-text notebook: 0.2)."),
+    ]
+
+
+def _schema(node_id: str, display_name: str, description: str, reweight_node: bool = False):
+    return io.Schema(
+        node_id=node_id,
+        display_name=display_name,
+        category=CATEGORY,
+        description=description,
+        inputs=_common_inputs(reweight_node),
+        outputs=[io.Model.Output(display_name="MODEL"),
+                 io.Conditioning.Output(display_name="positive"),
+                 io.Latent.Output(display_name="LATENT")],
+    )
+
+
+def _batched_latent(node: str, latent: dict, n: int, model) -> dict:
+    samples = latent["samples"]
+    if samples.shape[0] != 1:
+        raise InputError(node, "latent", f"got a batch of {samples.shape[0]} latents; give one latent (batch 1). "
+                                         "The node makes one row per prompt itself, all with the same noise.")
+    channels = model.model.latent_format.latent_channels
+    if samples.shape[1] != channels:
+        raise InputError(node, "latent", f"the latent has {samples.shape[1]} channels but the model expects "
+                                         f"{channels}; encode the image with this model's VAE.")
+    out = {**latent, "samples": samples.repeat(n, *([1] * (samples.ndim - 1)))}
+    out["batch_index"] = [latent.get("batch_index", [0])[0]] * n  # one noise draw shared by every row
+    if "noise_mask" in latent and latent["noise_mask"] is not None and latent["noise_mask"].shape[0] == 1:
+        out["noise_mask"] = latent["noise_mask"].repeat(n, *([1] * (latent["noise_mask"].ndim - 1)))
+    return out
+
+
+def run_p2p(node: str, mode: str, model, clip, latent, source_prompt: str, target_prompts: list[str],
+            cross_replace: float, self_replace: float, word_schedule: str, reweight: str, blend_words: str,
+            blend_threshold: float, blend_start: float):
+    source = prompt_tokens(clip, source_prompt, node, "source_prompt" if mode != "reweight" else "prompt")
+    targets = [prompt_tokens(clip, p, node, "target_prompts" if mode != "reweight" else "prompt")
+               for p in target_prompts]
+    plan = build_plan(node, mode, source, targets, cross_replace, self_replace, word_schedule or "",
+                      reweight or "", blend_words or "", blend_threshold, blend_start)
+    try:
+        patched = patch_model(model, P2PEditor(plan))
+    except UnsupportedModelError as e:
+        raise InputError(node, "model", str(e)) from None
+    positive = encode_rows(clip, [source_prompt, *target_prompts])
+    return io.NodeOutput(patched, positive, _batched_latent(node, latent, plan.n_prompts, model))
+
+
+class P2PReplace(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return _schema("AttnEdit_P2PReplace", "P2P Word Swap (Replace)",
+                       "Prompt-to-Prompt word swap: the edited prompts have the same words as the source "
+                       "except swapped ones; the source's attention keeps layout and identity.")
+
+    @classmethod
+    def execute(cls, model, clip, latent, source_prompt, target_prompts, cross_replace, self_replace,
+                word_schedule="", reweight="", blend_words="", blend_threshold=0.3, blend_start=0.0):
+        return run_p2p("AttnEdit_P2PReplace", "replace", model, clip, latent, source_prompt,
+                       parse_prompt_lines(target_prompts), cross_replace, self_replace, word_schedule, reweight,
+                       blend_words, blend_threshold, blend_start)
+
+
+class P2PRefine(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return _schema("AttnEdit_P2PRefine", "P2P Refine (add or change phrases)",
+                       "Prompt-to-Prompt refinement: edited prompts may add or change phrases; tokens are "
+                       "aligned to the source (Needleman-Wunsch) and aligned tokens take the source's maps.")
+
+    @classmethod
+    def execute(cls, model, clip, latent, source_prompt, target_prompts, cross_replace, self_replace,
+                word_schedule="", reweight="", blend_words="", blend_threshold=0.3, blend_start=0.0):
+        return run_p2p("AttnEdit_P2PRefine", "refine", model, clip, latent, source_prompt,
+                       parse_prompt_lines(target_prompts), cross_replace, self_replace, word_schedule, reweight,
+                       blend_words, blend_threshold, blend_start)
+
+
+class P2PReweight(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return _schema("AttnEdit_P2PReweight", "P2P Reweight",
+                       "Prompt-to-Prompt attention reweighting: strengthen (>1) or weaken (<1, negative) chosen "
+                       "words. Row 0 is the original, row 1 the reweighted image.", reweight_node=True)
+
+    @classmethod
+    def execute(cls, model, clip, latent, prompt, reweight, cross_replace, self_replace, word_schedule="",
+                blend_words="", blend_threshold=0.3, blend_start=0.0):
+        node = "AttnEdit_P2PReweight"
+        if not reweight.strip():
+            raise InputError(node, "reweight", "give at least one 'word: factor', e.g. 'fluffy: 2.0'.")
+        return run_p2p(node, "reweight", model, clip, latent, prompt, [prompt], cross_replace, self_replace,
+                       word_schedule, reweight, blend_words, blend_threshold, blend_start)
+
+
+NODES = [P2PReplace, P2PRefine, P2PReweight]

@@ -1,0 +1,102 @@
+"""The Prompt-to-Prompt editor: applies a P2PPlan inside ComfyUI's attention patches.
+
+Per UNet call the positive chunk holds the N prompts (row 0 = source). Cross-attention of rows 1.. is
+edited through the value-side identity in edits.py; self-attention of rows 1.. takes the source maps at
+the low-resolution levels during self_replace; local blend accumulates the blend words' maps at the
+"16×16" level and blends the denoised prediction after CFG. Unconditional rows are never touched.
+"""
+from __future__ import annotations
+
+import torch
+
+from .comfy_patch import AttentionEditor, RunState, plain_attention
+from .edits import (attention_probabilities, cross_coefficients, inject_self_attention, mix_cross_attention,
+                    self_window_active, token_maps)
+from .local_blend import apply_blend, blend_mask, word_maps
+from .p2p_plan import P2PPlan
+
+# P2P's "16×16 at 512 px on SD1.x" = latent/4: two halvings below the latent. SDXL at 1024 px has its
+# 32² layers there too (its deepest level), so selecting by level gives the equivalent layers.
+INJECTION_LEVEL = 2
+
+
+def edit_level(run: RunState) -> int:
+    return min(INJECTION_LEVEL, run.max_level)
+
+
+class P2PEditor(AttentionEditor):
+    shares_row_noise = True
+
+    def __init__(self, plan: P2PPlan):
+        self.plan = plan
+        self.node_name = plan.node_name
+
+    def start_run(self, run: RunState) -> None:
+        run.data["summary"] = {"edited_cross_calls": 0, "injected_self_calls": 0, "blend_updates": 0,
+                               "blend_applied": 0}
+
+    def _check_layout(self, run: RunState) -> list[int]:
+        step = run.step
+        if step.rows_per_chunk != self.plan.n_prompts:
+            raise ValueError(
+                f"{self.node_name}: the sampler got a latent batch of {step.rows_per_chunk} but this edit has "
+                f"{self.plan.n_prompts} prompts (source + edits). Connect this node's LATENT output to the "
+                "sampler (one row per prompt, identical noise) and do not batch or repeat it.")
+        return step.chunk_rows(0)
+
+    def _coefficients(self, run: RunState, device):
+        step = run.step
+        cached = run.data.get("coefficients")
+        if cached is None or cached[0] != (step.index, step.total, device):
+            a, b = cross_coefficients(self.plan.rows, step.index, step.total)
+            cached = ((step.index, step.total, device), a.to(device), b.to(device), self.plan.mappers.to(device))
+            run.data["coefficients"] = cached
+        return cached[1:]
+
+    def self_attention(self, q, k, v, heads, extra_options, run: RunState):
+        step = run.step
+        if (run.layer(extra_options).level >= edit_level(run)
+                and self_window_active(self.plan.self_start, self.plan.self_end, step.index, step.total)):
+            starts = self._check_layout(run)
+            if starts:
+                q, k = inject_self_attention(q, k, starts, self.plan.n_prompts)
+                run.data["summary"]["injected_self_calls"] += 1
+        return plain_attention(q, k, v, heads, extra_options)
+
+    def cross_attention(self, q, k, v, heads, extra_options, run: RunState):
+        starts = self._check_layout(run)
+        if not starts:
+            return plain_attention(q, k, v, heads, extra_options)
+        if self.plan.blend_tokens is not None and run.layer(extra_options).level == edit_level(run):
+            self._accumulate_blend_maps(q, k, heads, extra_options, run, starts[0])
+        a, b, mappers = self._coefficients(run, q.device)
+        if bool((a == 0).all()) and bool((b == 1).all()):
+            return plain_attention(q, k, v, heads, extra_options)
+        run.data["summary"]["edited_cross_calls"] += 1
+
+        def attend(q_, k_, v_):
+            return plain_attention(q_, k_, v_, heads, extra_options)
+
+        return mix_cross_attention(q, k, v, attend, starts, mappers, a, b)
+
+    def _accumulate_blend_maps(self, q, k, heads, extra_options, run: RunState, start: int):
+        rows = list(range(start, start + self.plan.n_prompts))
+        maps = token_maps(attention_probabilities(q, k, heads, rows))  # [N, HW, 77]
+        h, w = extra_options["activations_shape"][-2:]
+        words = word_maps(maps, self.plan.blend_tokens).reshape(len(rows), h, w)
+        acc = run.data.get("blend_maps")
+        run.data["blend_maps"] = words if acc is None or acc.shape != words.shape else acc + words
+        run.data["summary"]["blend_updates"] += 1
+
+    def post_cfg(self, denoised: torch.Tensor, args: dict, run: RunState) -> torch.Tensor:
+        """Local blend on the denoised prediction (sampler-agnostic; see attention/local_blend.py)."""
+        acc = run.data.get("blend_maps")
+        step = run.step
+        if acc is None or step is None or step.index < int(self.plan.blend_start * step.total + 1e-6):
+            return denoised
+        if denoised.shape[0] != self.plan.n_prompts:
+            return denoised
+        mask = blend_mask(acc, self.plan.blend_threshold, tuple(denoised.shape[-2:]))
+        run.data["summary"]["blend_applied"] += 1
+        run.data["summary"]["blend_mask"] = mask.detach().cpu()
+        return apply_blend(denoised, mask)

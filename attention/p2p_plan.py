@@ -1,0 +1,134 @@
+"""A Prompt-to-Prompt edit as plain tensors: what each edited prompt takes from the source prompt.
+
+Built once per node execution from the prompts' tokens and the user's options; small, config-only and
+deepcopy-safe (it travels inside ModelPatcher.model_options).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import torch
+
+from .edits import MAX_TOKENS, EditRow
+from .options import parse_blend_words, parse_word_schedule, parse_word_values
+from .seq_align import refinement_mapper, replacement_mapper
+from .tokens import PromptTokens, WordNotFound, find_word_positions
+
+log = logging.getLogger("comfyui-attention-edit")
+
+MODES = ("replace", "refine", "reweight")
+
+
+class InputError(ValueError):
+    """A bad node input; the message names the node, the input and the fix."""
+
+    def __init__(self, node: str, input_name: str, message: str):
+        super().__init__(f"{node}: input '{input_name}': {message}")
+
+
+@dataclass
+class P2PPlan:
+    node_name: str
+    n_prompts: int
+    mappers: torch.Tensor  # [E, 77, 77]
+    rows: list[EditRow]
+    self_start: float
+    self_end: float
+    blend_tokens: torch.Tensor | None  # [N, 77]: 1 on the blend words of each row (row 0 = source)
+    blend_threshold: float
+    blend_start: float
+
+
+def _positions_in_target(phrase: str, src: PromptTokens, tgt: PromptTokens, mapper: torch.Tensor,
+                         align: torch.Tensor) -> list[int]:
+    """Target slots of a word of either prompt: found in the target directly, or a source word's slots carried
+    through the mapper (e.g. the swapped-out word of a Replace)."""
+    try:
+        return find_word_positions(tgt, phrase)
+    except WordNotFound:
+        pass
+    try:
+        source_slots = find_word_positions(src, phrase)
+    except WordNotFound:
+        raise WordNotFound(
+            f"'{phrase}' is in neither prompt. Source words: {', '.join(src.word_texts)}; "
+            f"target words: {', '.join(tgt.word_texts)}") from None
+    columns = ((mapper[source_slots] > 0).any(0) & (align > 0)).nonzero().flatten().tolist()
+    return columns
+
+
+def build_plan(node: str, mode: str, source: PromptTokens, targets: list[PromptTokens], cross_replace: float,
+               self_replace: float, word_schedule: str = "", reweight: str = "", blend_words: str = "",
+               blend_threshold: float = 0.3, blend_start: float = 0.0) -> P2PPlan:
+    if mode not in MODES:
+        raise ValueError(f"unknown P2P mode {mode!r}")
+    if not targets:
+        raise InputError(node, "target_prompts", "no edited prompt given: write one edited prompt per line.")
+    mappers, aligns = [], []
+    for i, tgt in enumerate(targets):
+        if mode == "replace":
+            try:
+                mappers.append(replacement_mapper(source, tgt))
+            except ValueError as e:
+                raise InputError(node, "target_prompts", f"line {i + 1}: {e}") from None
+            aligns.append(torch.ones(MAX_TOKENS))
+        elif mode == "refine":
+            gather, alphas = refinement_mapper(source, tgt)
+            mapper = torch.zeros(MAX_TOKENS, MAX_TOKENS)
+            mapper[gather.clamp(0, MAX_TOKENS - 1), torch.arange(MAX_TOKENS)] = 1.0
+            mappers.append(mapper)
+            aligns.append(alphas.float())
+        else:
+            mappers.append(torch.eye(MAX_TOKENS))
+            aligns.append(torch.ones(MAX_TOKENS))
+
+    try:
+        schedule = parse_word_schedule(word_schedule)
+    except ValueError as e:
+        raise InputError(node, "word_schedule", str(e)) from None
+    try:
+        weights = parse_word_values(reweight)
+    except ValueError as e:
+        raise InputError(node, "reweight", str(e)) from None
+    for phrase, value in weights:
+        if not -2.0 <= value <= 2.0:
+            log.warning("%s: reweight '%s: %g' is outside the paper's range [-2, 2]; results may saturate.",
+                        node, phrase, value)
+
+    rows = []
+    for tgt, mapper, align in zip(targets, mappers, aligns):
+        start = torch.zeros(MAX_TOKENS)
+        end = torch.full((MAX_TOKENS,), float(cross_replace))
+        for phrase, s, e in schedule:
+            try:
+                slots = _positions_in_target(phrase, source, tgt, mapper, align)
+            except WordNotFound as err:
+                raise InputError(node, "word_schedule", str(err)) from None
+            start[slots], end[slots] = s, e
+        equalizer = torch.ones(MAX_TOKENS)
+        for phrase, value in weights:
+            try:
+                slots = _positions_in_target(phrase, source, tgt, mapper, align)
+            except WordNotFound as err:
+                raise InputError(node, "reweight", str(err)) from None
+            equalizer[slots] = value
+        rows.append(EditRow(mapper, align, start, end, equalizer))
+
+    blend_tokens = None
+    if blend_words.strip():
+        try:
+            source_words, target_words = parse_blend_words(blend_words)
+        except ValueError as e:
+            raise InputError(node, "blend_words", str(e)) from None
+        blend_tokens = torch.zeros(len(targets) + 1, MAX_TOKENS)
+        for row, (pt, words) in enumerate([(source, source_words)] + [(t, target_words) for t in targets]):
+            for phrase in words:
+                try:
+                    blend_tokens[row, find_word_positions(pt, phrase)] = 1.0
+                except WordNotFound as err:
+                    which = "source prompt" if row == 0 else f"edited prompt {row}"
+                    raise InputError(node, "blend_words", f"{which}: {err}") from None
+
+    return P2PPlan(node, len(targets) + 1, torch.stack(mappers), rows, 0.0, float(self_replace), blend_tokens,
+                   float(blend_threshold), float(blend_start))

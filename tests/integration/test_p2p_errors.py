@@ -1,0 +1,54 @@
+"""Bad P2P inputs fail with a message naming the node, the input and the fix; nothing is left patched."""
+import pytest
+import torch
+
+from tests.integration.conftest import p2p_workflow, sample
+
+
+def error_of(comfy, prompt):
+    comfy.reset_cache()
+    result = comfy.run(prompt, expect_success=False)
+    assert not result["ok"]
+    return result["error"]["exception_message"]
+
+
+@pytest.mark.parametrize("overrides, node_input, must_contain", [
+    ({"targets": "a big dog sitting on a mat"}, "target_prompts", ["6 words", "has 7", "Refine"]),
+    ({"reweight": "horse: 2"}, "reweight", ["'horse'", "cat"]),
+    ({"blend_words": "horse | dog"}, "blend_words", ["horse", "sitting"]),
+    ({"word_schedule": "cat: 0.7-0.2"}, "word_schedule", ["0.7-0.2"]),
+    ({"targets": "a (dog:1.3) sitting on a mat"}, "target_prompts", ["reweight"]),
+    ({"source": "embedding:foo cat sitting on a mat"}, "source_prompt", ["embedding"]),
+    ({"targets": " ".join(["cat"] * 80)}, "target_prompts", ["77"]),
+    ({"targets": "\n\n"}, "target_prompts", ["one edited prompt per line"]),
+])
+def test_bad_inputs_name_node_input_and_fix(comfy, overrides, node_input, must_contain):
+    message = error_of(comfy, p2p_workflow(**overrides))
+    assert message.startswith(f"AttnEdit_P2PReplace: input '{node_input}'"), message
+    for text in must_contain:
+        assert text in message, message
+
+
+def test_latent_batch_above_one_is_refused(comfy):
+    wf = p2p_workflow()
+    wf["5"]["inputs"]["batch_size"] = 2
+    assert "input 'latent'" in error_of(comfy, wf)
+
+
+def test_a_repeated_latent_is_refused_at_sampling(comfy):
+    wf = p2p_workflow()
+    wf["8"] = {"class_type": "RepeatLatentBatch", "inputs": {"samples": ["2", 2], "amount": 2}}
+    wf["6"]["inputs"]["latent_image"] = ["8", 0]
+    message = error_of(comfy, wf)
+    assert "latent batch of 4" in message and "2 prompts" in message
+
+
+def test_dit_is_refused(comfy):
+    message = error_of(comfy, p2p_workflow(layout="dit"))
+    assert message.startswith("AttnEdit_P2PReplace: input 'model'") and "DiT" in message
+
+
+def test_after_an_error_the_base_model_is_untouched(comfy):
+    error_of(comfy, p2p_workflow(reweight="horse: 2"))
+    _, run = sample(comfy, p2p_workflow(patched=False))
+    assert run is None  # no pack patch ran on the plain model
