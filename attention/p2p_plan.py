@@ -122,13 +122,28 @@ def build_plan(node: str, mode: str, source: PromptTokens, targets: list[PromptT
         except ValueError as e:
             raise InputError(node, "blend_words", str(e)) from None
         blend_tokens = torch.zeros(len(targets) + 1, MAX_TOKENS)
-        for row, (pt, words) in enumerate([(source, source_words)] + [(t, target_words) for t in targets]):
-            for phrase in words:
+        for phrase in source_words:
+            try:
+                blend_tokens[0, find_word_positions(source, phrase)] = 1.0
+            except WordNotFound as err:
+                raise InputError(node, "blend_words", f"source prompt: {err}") from None
+        # With several edited prompts each uses the target words it contains ('squirrel | lion, cat'), but
+        # every target word must occur somewhere and every edited prompt must contain one.
+        used = set()
+        for row, tgt in enumerate(targets, start=1):
+            for phrase in target_words:
                 try:
-                    blend_tokens[row, find_word_positions(pt, phrase)] = 1.0
-                except WordNotFound as err:
-                    which = "source prompt" if row == 0 else f"edited prompt {row}"
-                    raise InputError(node, "blend_words", f"{which}: {err}") from None
+                    blend_tokens[row, find_word_positions(tgt, phrase)] = 1.0
+                    used.add(phrase)
+                except WordNotFound:
+                    pass
+            if not blend_tokens[row].any():
+                raise InputError(node, "blend_words",
+                                 f"edited prompt {row} contains none of {', '.join(repr(w) for w in target_words)}; "
+                                 f"its words are: {', '.join(tgt.word_texts)}")
+        unused = [w for w in target_words if w not in used]
+        if unused:
+            raise InputError(node, "blend_words", f"{', '.join(repr(w) for w in unused)} occurs in no edited prompt")
 
     return P2PPlan(node, len(targets) + 1, torch.stack(mappers), rows, 0.0, float(self_replace), blend_tokens,
                    float(blend_threshold), float(blend_start))

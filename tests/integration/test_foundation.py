@@ -13,6 +13,7 @@ def test_pack_loads_through_comfyui_loader(comfy):
     assert str(REPO) in comfy.nodes.LOADED_MODULE_DIRS.values()
     assert hasattr(sys.modules[str(REPO).replace(".", "_x_")], "comfy_entrypoint")
     ours = [k for k in comfy.nodes.NODE_CLASS_MAPPINGS if k.startswith("AttnEdit_")]
+    assert {"AttnEdit_P2PReplace", "AttnEdit_P2PRefine", "AttnEdit_P2PReweight"} <= set(ours)
     for node_id in ours:
         assert comfy.nodes.NODE_CLASS_MAPPINGS[node_id].GET_SCHEMA().node_id == node_id
 

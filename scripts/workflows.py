@@ -1,0 +1,168 @@
+"""The example workflows, written once as API-format graphs and rendered to both formats:
+
+- workflows/<name>.json      ComfyUI UI format (what the template browser lists and the editor opens)
+- workflows/api/<name>.json  API format (what /prompt and headless scripts take; the tests execute these)
+
+Run `python scripts/workflows.py` after changing a spec (it boots ComfyUI from $COMFYUI_PATH to read the
+node definitions); a test checks the committed files are what this script produces.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+CHECKPOINT = "v1-5-pruned-emaonly.safetensors"
+NEGATIVE = "blurry, low quality, deformed"
+
+
+def _loader():
+    return {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": CHECKPOINT}}
+
+
+def _sampler(model, positive, latent, seed=8888, steps=50, cfg=7.5, sampler="euler", scheduler="ddim_uniform"):
+    return {"class_type": "KSampler", "inputs": {
+        "model": model, "seed": seed, "steps": steps, "cfg": cfg, "sampler_name": sampler, "scheduler": scheduler,
+        "positive": positive, "negative": ["4", 0], "latent_image": latent, "denoise": 1.0}}
+
+
+def _p2p(node, extra, width=512, height=512, title="p2p"):
+    """Loader -> P2P node -> KSampler -> VAEDecode -> SaveImage (row 0 source, rows 1.. edits)."""
+    return {
+        "1": _loader(),
+        "2": {"class_type": node, "inputs": {"model": ["1", 0], "clip": ["1", 1], "latent": ["3", 0], **extra}},
+        "3": {"class_type": "EmptyLatentImage", "inputs": {"width": width, "height": height, "batch_size": 1}},
+        "4": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": NEGATIVE}},
+        "5": _sampler(["2", 0], ["2", 1], ["2", 2]),
+        "6": {"class_type": "VAEDecode", "inputs": {"samples": ["5", 0], "vae": ["1", 2]}},
+        "7": {"class_type": "SaveImage", "inputs": {"images": ["6", 0], "filename_prefix": f"attn_edit/{title}"}},
+    }
+
+
+SPECS = {
+    "p2p_word_swap": _p2p("AttnEdit_P2PReplace", {
+        "source_prompt": "a cat sitting next to a mirror",
+        "target_prompts": "a tiger sitting next to a mirror\na lion sitting next to a mirror",
+        "cross_replace": 0.8, "self_replace": 0.4, "word_schedule": "", "reweight": "", "blend_words": "",
+        "blend_threshold": 0.3, "blend_start": 0.0}, title="word_swap"),
+    "p2p_refine": _p2p("AttnEdit_P2PRefine", {
+        "source_prompt": "a photo of a house on a mountain",
+        "target_prompts": "a photo of a house on a mountain at winter\na photo of a house on a mountain at fall",
+        "cross_replace": 0.8, "self_replace": 0.4, "word_schedule": "", "reweight": "", "blend_words": "",
+        "blend_threshold": 0.3, "blend_start": 0.0}, title="refine"),
+    "p2p_reweight": _p2p("AttnEdit_P2PReweight", {
+        "prompt": "a smiling bunny doll", "reweight": "smiling: 5", "cross_replace": 0.8, "self_replace": 0.4,
+        "word_schedule": "", "blend_words": "", "blend_threshold": 0.3, "blend_start": 0.0}, title="reweight"),
+    "p2p_local_blend": _p2p("AttnEdit_P2PReplace", {
+        "source_prompt": "a painting of a squirrel eating a burger",
+        "target_prompts": "a painting of a lion eating a burger\na painting of a cat eating a burger",
+        "cross_replace": 0.8, "self_replace": 0.4, "word_schedule": "", "reweight": "",
+        "blend_words": "squirrel | lion, cat", "blend_threshold": 0.3, "blend_start": 0.0},
+        title="local_blend"),
+    "p2p_attention_maps": {
+        "1": _loader(),
+        "2": {"class_type": "AttnEdit_AttentionMaps", "inputs": {
+            "model": ["1", 0], "clip": ["1", 1], "latent": ["3", 0], "vae": ["1", 2],
+            "prompt": "a cute teddy bear sitting on a wooden bench", "negative": NEGATIVE, "seed": 8888,
+            "steps": 50, "cfg": 7.5, "sampler_name": "euler", "scheduler": "ddim_uniform",
+            "resolution": "latent/4 (P2P)", "tile_size": 128, "columns": 8}},
+        "3": {"class_type": "EmptyLatentImage", "inputs": {"width": 512, "height": 512, "batch_size": 1}},
+        "6": {"class_type": "VAEDecode", "inputs": {"samples": ["2", 1], "vae": ["1", 2]}},
+        "7": {"class_type": "SaveImage", "inputs": {"images": ["6", 0], "filename_prefix": "attn_edit/maps_image"}},
+        "8": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "attn_edit/maps"}},
+    },
+}
+
+
+def _is_link(value) -> bool:
+    return isinstance(value, list) and len(value) == 2 and isinstance(value[0], str)
+
+
+def _input_defs(cls) -> list[tuple[str, str, dict]]:
+    types = cls.INPUT_TYPES()
+    out = []
+    for section in ("required", "optional"):
+        for name, spec in types.get(section, {}).items():
+            kind = "COMBO" if isinstance(spec[0], list) else spec[0]
+            out.append((name, kind, spec[1] if len(spec) > 1 else {}))
+    return out
+
+
+WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
+
+
+def _depths(api: dict) -> dict:
+    depth = {}
+
+    def visit(node_id):
+        if node_id not in depth:
+            links = [v[0] for v in api[node_id]["inputs"].values() if _is_link(v)]
+            depth[node_id] = 1 + max((visit(n) for n in links), default=-1)
+        return depth[node_id]
+
+    for node_id in api:
+        visit(node_id)
+    return depth
+
+
+def to_ui(api: dict, node_classes: dict) -> dict:
+    """Render an API-format graph in ComfyUI's UI (litegraph) format, laid out by graph depth."""
+    depth = _depths(api)
+    rows: dict = {}
+    links, ui_nodes = [], []
+    outputs: dict = {}
+    for node_id in sorted(api, key=lambda n: (depth[n], int(n))):
+        node = api[node_id]
+        cls = node_classes[node["class_type"]]
+        inputs, widgets = [], []
+        for name, kind, opts in _input_defs(cls):
+            value = node["inputs"].get(name)
+            if kind in WIDGET_TYPES and not _is_link(value):
+                widgets.append(value if value is not None else opts.get("default"))
+                if opts.get("control_after_generate"):
+                    widgets.append("fixed")
+                continue
+            link_id = None
+            if _is_link(value):
+                link_id = len(links) + 1
+                src, slot = value
+                links.append([link_id, int(src), slot, int(node_id), len(inputs), kind])
+                outputs.setdefault((src, slot), []).append(link_id)
+            inputs.append({"name": name, "type": kind, "link": link_id})
+        row = rows.setdefault(depth[node_id], 0)
+        rows[depth[node_id]] += 1
+        names = getattr(cls, "RETURN_NAMES", None) or cls.RETURN_TYPES
+        ui_nodes.append({
+            "id": int(node_id), "type": node["class_type"],
+            "pos": [40 + 380 * depth[node_id], 40 + 300 * row], "size": [340, 120 + 26 * len(widgets)],
+            "flags": {}, "order": 0, "mode": 0, "inputs": inputs,
+            "outputs": [{"name": n, "type": t, "links": [], "slot_index": i}
+                        for i, (n, t) in enumerate(zip(names, cls.RETURN_TYPES))],
+            "properties": {"Node name for S&R": node["class_type"]}, "widgets_values": widgets})
+    for order, n in enumerate(ui_nodes):
+        n["order"] = order
+        for out in n["outputs"]:
+            out["links"] = outputs.get((str(n["id"]), out["slot_index"]), [])
+    return {"last_node_id": max(int(n) for n in api), "last_link_id": len(links), "nodes": ui_nodes,
+            "links": links, "groups": [], "config": {}, "extra": {}, "version": 0.4}
+
+
+def render_all(node_classes: dict) -> dict[str, str]:
+    """relative path -> file text, for every spec in both formats."""
+    files = {}
+    for name, api in SPECS.items():
+        files[f"workflows/api/{name}.json"] = json.dumps(api, indent=2) + "\n"
+        files[f"workflows/{name}.json"] = json.dumps(to_ui(api, node_classes), indent=2) + "\n"
+    return files
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(REPO))
+    from tests.comfy_harness import Comfy
+
+    comfy = Comfy()
+    for path, text in render_all(comfy.nodes.NODE_CLASS_MAPPINGS).items():
+        (REPO / path).parent.mkdir(parents=True, exist_ok=True)
+        (REPO / path).write_text(text)
+        print("wrote", path)
