@@ -95,6 +95,9 @@ def invert(
         eps = eps_from_denoised(x, denoised, s)
         if regularize is not None:
             eps = regularize(eps, i)
+            # pix2pix-zero recomputes x0 from the regularized noise (ddim_inv.py: pred_original_sample from
+            # e_t after the reg loop), so x_next = x + (sigma_next - sigma) * eps_reg.
+            denoised = x - _per_sample(s, x) * eps
         x = ddim_step(denoised, eps, sig[i + 1]).to(x0_latent.dtype)
         if keep_trajectory:
             trajectory.append(x)

@@ -40,6 +40,28 @@ class IdentityPatch(io.ComfyNode):
         return io.NodeOutput(comfy_patch.patch_model(model, comfy_patch.AttentionEditor()))
 
 
+class SyntheticLatent(io.ComfyNode):
+    """A deterministic smooth 'image latent' (low-pass noise), standing in for a VAE-encoded photo."""
+
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(node_id="AttnEditTest_SyntheticLatent", category="testing",
+                         inputs=[io.Int.Input("seed", default=0), io.Int.Input("width", default=64),
+                                 io.Int.Input("height", default=64), io.Int.Input("channels", default=4)],
+                         outputs=[io.Latent.Output()])
+
+    @classmethod
+    def execute(cls, seed, width, height, channels):
+        import torch
+        import torch.nn.functional as F
+
+        g = torch.Generator().manual_seed(seed)
+        coarse = torch.randn(1, channels, max(1, height // 32), max(1, width // 32), generator=g)
+        fine = torch.randn(1, channels, height // 8, width // 8, generator=g)
+        smooth = F.interpolate(coarse, size=(height // 8, width // 8), mode="bicubic", align_corners=False)
+        return io.NodeOutput({"samples": 2.0 * smooth + 0.3 * fine})
+
+
 class Capture(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -65,4 +87,4 @@ class Capture(io.ComfyNode):
 
 class TestPackExtension(ComfyExtension):
     async def get_node_list(self):
-        return [TinyModels, IdentityPatch, Capture]
+        return [TinyModels, IdentityPatch, SyntheticLatent, Capture]

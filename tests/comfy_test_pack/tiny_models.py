@@ -37,6 +37,10 @@ UNET_CONFIGS = {
                  transformer_depth_middle=2, use_linear_in_transformer=True, context_dim=128),
 }
 
+# The benchmark model: SD1.5's real UNet widths (860 M parameters) with random weights.
+UNET_CONFIGS["sd15_full"] = dict(UNET_CONFIGS["sd15"], model_channels=320, channel_mult=[1, 2, 4, 4], context_dim=768)
+CLIP_FULL_WIDTH = dict(CLIP_L, hidden_size=768, intermediate_size=1536, num_attention_heads=12, projection_dim=768)
+
 VAE_PARAMS = {"ddconfig": {"double_z": True, "z_channels": 4, "resolution": 256, "in_channels": 3, "out_ch": 3,
                            "ch": 32, "ch_mult": [1, 1, 1, 1], "num_res_blocks": 1, "attn_resolutions": [],
                            "dropout": 0.0}, "embed_dim": 4}
@@ -71,11 +75,13 @@ def build_model(layout: str, seed: int = 0):
         config.set_inference_dtype(torch.float32, None)
         base = config.get_model({}, "")
     else:
-        cls = {"sd15": comfy.supported_models.SD15, "sd2v": comfy.supported_models.SD20,
-               "sdxl": comfy.supported_models.SDXL}[layout]
+        cls = {"sd15": comfy.supported_models.SD15, "sd15_full": comfy.supported_models.SD15,
+               "sd2v": comfy.supported_models.SD20, "sdxl": comfy.supported_models.SDXL}[layout]
         config = cls(dict(UNET_CONFIGS[layout]))
         if layout == "sd15":
             config.unet_config["num_heads"], config.unet_config["num_head_channels"] = 2, -1
+        elif layout == "sd15_full":
+            config.unet_config["num_heads"], config.unet_config["num_head_channels"] = 8, -1
         else:
             config.unet_config["num_heads"], config.unet_config["num_head_channels"] = -1, 16
         config.set_inference_dtype(torch.float32, None)
@@ -100,7 +106,7 @@ def build_clip(layout: str, seed: int = 0):
         options = {"clip_l_model_config": CLIP_L, "clip_g_model_config": CLIP_G}
     else:
         target = comfy.supported_models_base.ClipTarget(comfy.sd1_clip.SD1Tokenizer, comfy.sd1_clip.SD1ClipModel)
-        options = {"clip_l_model_config": CLIP_L}
+        options = {"clip_l_model_config": CLIP_FULL_WIDTH if layout == "sd15_full" else CLIP_L}
     clip = comfy.sd.CLIP(target, model_options=options)
     init_weights(clip.cond_stage_model, seed + 1)
     return clip

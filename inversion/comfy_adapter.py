@@ -1,0 +1,184 @@
+"""ComfyUI glue for inversion: runs the pure-torch loops of ddim.py / null_text.py inside ComfyUI's own
+sampling path (CFGGuider + a KSAMPLER on the flipped schedule, exactly the stock FlipSigmas inversion),
+so conditioning, model loading, wrappers and latent scaling are ComfyUI's (reference/comfyui-api.md §3.6).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import torch
+
+from .ddim import SIGMA_FLOOR, eps_from_denoised, invert
+from .null_text import optimize_null_embeddings
+
+log = logging.getLogger("comfyui-attention-edit")
+NULL_TEXT_KEY = "attn_edit_null_text"
+
+
+def schedule(model, steps: int, scheduler: str) -> torch.Tensor:
+    """Descending sampling sigmas ending in 0: what a sampler with add_noise off must use to come back."""
+    import comfy.samplers
+
+    return comfy.samplers.calculate_sigmas(model.get_model_object("model_sampling"), scheduler, steps).cpu()
+
+
+def flipped(sigmas: torch.Tensor) -> torch.Tensor:
+    """The inversion schedule, as ComfyUI's FlipSigmas makes it (a leading 0 becomes 1e-4)."""
+    out = sigmas.flip(0).clone()
+    if out[0] == 0:
+        out[0] = SIGMA_FLOOR
+    return out
+
+
+def _interrupt():
+    import comfy.model_management
+
+    comfy.model_management.throw_exception_if_processing_interrupted()
+
+
+def _run_in_sampler(model, latent, positive, negative, cfg, sigmas, body, seed=0):
+    """Run body(model_k, x, sigmas, extra_args, callback) -> x inside guider.sample on `sigmas`.
+    Returns the output latent in VAE units (process_latent_out applied by ComfyUI)."""
+    import comfy.sample
+    import comfy.samplers
+    import comfy.utils
+    import latent_preview
+
+    def function(model_k, x, sigmas, extra_args=None, callback=None, disable=None):
+        return body(model_k, x, sigmas, extra_args or {}, callback)
+
+    samples = comfy.sample.fix_empty_latent_channels(model, latent["samples"])
+    noise = torch.zeros_like(samples)
+    callback = latent_preview.prepare_callback(model, len(sigmas) - 1)
+    return comfy.sample.sample_custom(model, noise, cfg, comfy.samplers.KSAMPLER(function), sigmas, positive,
+                                      negative or [], samples, callback=callback,
+                                      disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
+
+
+def ddim_invert(model, latent, positive, negative, cfg: float, sigmas: torch.Tensor, regularize=None, seed=0):
+    """x_T (VAE latent units) from a VAE-encoded latent by DDIM inversion at the given cfg."""
+
+    def body(model_k, x, sig, extra_args, callback):
+        def denoise(xx, s):
+            return model_k(xx, s, **extra_args)
+
+        x_T, _ = invert(denoise, x, sig, regularize=regularize, callback=callback, check_interrupt=_interrupt,
+                        keep_trajectory=False)
+        return x_T
+
+    return _run_in_sampler(model, latent, positive, negative, cfg, flipped(sigmas), body, seed)
+
+
+# ---------------------------------------------------------------------------------------------
+# Null-text inversion
+
+
+def _with_crossattn(conds: list, embedding: torch.Tensor) -> list:
+    """Processed conds (CFGGuider.conds[...]) with their text embedding replaced."""
+    import comfy.conds
+
+    out = []
+    for c in conds:
+        c = dict(c)
+        c["model_conds"] = {**c["model_conds"], "c_crossattn": comfy.conds.CONDCrossAttn(embedding)}
+        out.append(c)
+    return out
+
+
+def identity_weight_wrappers(model):
+    """A clone whose forwards use fresh (non-inference) weight copies, so gradients can flow through the
+    UNet without touching the shared model (recipe B, reference/comfyui-api.md §3.7)."""
+    m = model.clone()
+    for key in m.model.state_dict():
+        if key.startswith("diffusion_model.") and (key.endswith(".weight") or key.endswith(".bias")):
+            m.add_weight_wrapper(key, _identity)
+    return m
+
+
+def _identity(weight):
+    return weight
+
+
+@dataclass
+class NullTextSchedule:
+    """Per-step unconditional embeddings, looked up by sampling sigma. Lives in the returned MODEL's
+    transformer_options; deepcopy-safe."""
+
+    sigmas: torch.Tensor  # [S] descending sampling sigmas of the steps
+    embeddings: torch.Tensor  # [S, T, D]
+
+    def for_sigma(self, sigma: float) -> torch.Tensor:
+        i = int(torch.argmin((self.sigmas.log() - torch.tensor(max(sigma, 1e-8)).log()).abs()))
+        return self.embeddings[i]
+
+
+def null_text_invert(model, latent, positive, negative, cfg: float, sigmas: torch.Tensor, inner_steps: int,
+                     early_stop: float, progress=None, seed=0):
+    """Returns (x_T in VAE units, NullTextSchedule, per-step losses)."""
+    grad_model = identity_weight_wrappers(model)
+    result = {}
+
+    def body(model_k, x, sig, extra_args, callback):
+        import comfy.samplers
+
+        guider = model_k.inner_model
+        base_model = guider.inner_model
+        model_options = extra_args["model_options"]
+        positive_conds = guider.conds["positive"]
+        negative_conds = guider.conds["negative"]
+
+        def eps_with(conds, xx, s):
+            (denoised,) = comfy.samplers.calc_cond_batch(base_model, [conds], xx, s, model_options)
+            return eps_from_denoised(xx, denoised, s)
+
+        def denoise_cond(xx, s):
+            return comfy.samplers.calc_cond_batch(base_model, [positive_conds], xx, s, model_options)[0]
+
+        x_T, trajectory = invert(denoise_cond, x, sig, callback=callback, check_interrupt=_interrupt)
+        uncond_init = negative_conds[0]["model_conds"]["c_crossattn"].cond
+        embeddings, losses = optimize_null_embeddings(
+            lambda xx, s: eps_with(positive_conds, xx, s),
+            lambda xx, s, u: eps_with(_with_crossattn(negative_conds, u), xx, s),
+            trajectory, sig.flip(0), uncond_init, inner_steps=inner_steps, early_stop=early_stop, cfg=cfg,
+            progress=progress, check_interrupt=_interrupt)
+        result["embeddings"], result["losses"] = embeddings, losses
+        return x_T
+
+    x_T = _run_in_sampler(grad_model, latent, positive, negative, cfg, flipped(sigmas), body, seed)
+    embeddings = torch.stack([e[0] if e.ndim == 3 else e for e in result["embeddings"]]).cpu()
+    return x_T, NullTextSchedule(sigmas[:-1].clone().float(), embeddings), result["losses"]
+
+
+def _null_text_wrapper(executor, x, *args, **kwargs):
+    """DIFFUSION_MODEL wrapper: the unconditional chunk's text embedding becomes this step's null text."""
+    transformer_options = kwargs.get("transformer_options", args[4] if len(args) >= 5 else {})
+    plan: NullTextSchedule | None = transformer_options.get(NULL_TEXT_KEY)
+    cond_or_uncond = list(transformer_options.get("cond_or_uncond", []))
+    if plan is None or 1 not in cond_or_uncond:
+        return executor(x, *args, **kwargs)
+    args = list(args)
+    context = kwargs["context"] if "context" in kwargs else args[1]
+    sigma = float(transformer_options["sigmas"].max())
+    emb = plan.for_sigma(sigma).to(context)
+    copies = context.shape[1] // emb.shape[0]
+    emb = emb.repeat(copies, 1)
+    rows = x.shape[0] // len(cond_or_uncond)
+    context = context.clone()
+    for chunk, kind in enumerate(cond_or_uncond):
+        if kind == 1:
+            context[chunk * rows:(chunk + 1) * rows] = emb
+    if "context" in kwargs:
+        kwargs["context"] = context
+    else:
+        args[1] = context
+    return executor(x, *args, **kwargs)
+
+
+def attach_null_text(model, plan: NullTextSchedule):
+    import comfy.patcher_extension
+
+    m = model.clone()
+    m.model_options.setdefault("transformer_options", {})[NULL_TEXT_KEY] = plan
+    m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, NULL_TEXT_KEY, _null_text_wrapper)
+    return m

@@ -1,0 +1,157 @@
+"""Real-image inversion nodes: regularized DDIM inversion (pix2pix-zero) and null-text inversion.
+
+Both return x_T as a LATENT and the SIGMAS to sample it back with: feed them to SamplerCustom (add_noise
+off) or to a P2P node and then a sampler with add_noise off on the same schedule.
+"""
+from __future__ import annotations
+
+import logging
+
+import torch
+from comfy_api.latest import io
+
+from ..attention.p2p_plan import InputError
+from ..inversion.comfy_adapter import attach_null_text, ddim_invert, null_text_invert, schedule
+from ..inversion.regularizer import regularize_noise
+
+log = logging.getLogger("comfyui-attention-edit")
+CATEGORY = "attention_edit/inversion"
+
+
+def _check_latent(node: str, model, latent: dict) -> None:
+    from ..attention.comfy_patch import UnsupportedModelError, unet_of
+
+    try:
+        unet_of(model)
+    except UnsupportedModelError as e:
+        raise InputError(node, "model", str(e)) from None
+    samples = latent["samples"]
+    channels = model.model.latent_format.latent_channels
+    if samples.ndim != 4 or samples.shape[1] != channels:
+        raise InputError(node, "latent", f"the latent has shape {tuple(samples.shape)} but this model works on "
+                                         f"{channels}-channel image latents; VAE-encode the image with this model's VAE.")
+    if not torch.isfinite(samples).all():
+        raise InputError(node, "latent", "the latent contains NaN or Inf values.")
+
+
+def _check_steps(node: str, steps: int) -> None:
+    if steps < 2:
+        raise InputError(node, "steps", f"{steps} step(s) cannot invert anything; use at least 2 (official: 50).")
+
+
+def _scheduler_input():
+    import comfy.samplers
+
+    return io.Combo.Input("scheduler", options=comfy.samplers.KSampler.SCHEDULERS, default="ddim_uniform",
+                          optional=True, tooltip="Schedule of the inversion; sample back on the returned SIGMAS "
+                                                 "(or the same scheduler and steps).")
+
+
+class DDIMInvertRegularized(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="AttnEdit_DDIMInvertRegularized",
+            display_name="DDIM Inversion (regularized, pix2pix-zero)",
+            category=CATEGORY,
+            description="Deterministic DDIM inversion of a VAE-encoded image to x_T. With lambda_ac/lambda_kl > 0 "
+                        "each step's predicted noise is pushed towards white Gaussian noise (pix2pix-zero §3.1); "
+                        "with both 0 it is plain DDIM inversion.",
+            inputs=[
+                io.Model.Input("model"),
+                io.Latent.Input("latent", tooltip="The image, VAE-encoded with this model's VAE."),
+                io.Conditioning.Input("positive", tooltip="The image's caption (BLIP or typed)."),
+                io.Int.Input("steps", default=50, min=1, max=1000),
+                io.Float.Input("lambda_ac", default=20.0, min=0.0, max=10000.0, step=0.5),
+                io.Float.Input("lambda_kl", default=20.0, min=0.0, max=10000.0, step=0.5),
+                io.Int.Input("reg_steps", default=5, min=0, max=100),
+                io.Int.Input("ac_rolls", default=5, min=0, max=100),
+                io.Float.Input("cfg", default=1.0, min=0.0, max=100.0, step=0.1,
+                               tooltip="1 = conditional prediction only (official). Above 1 the inversion drifts."),
+                io.Conditioning.Input("negative", optional=True, tooltip="Needed only when cfg > 1."),
+                _scheduler_input(),
+                io.Int.Input("seed", default=0, min=0, max=0xffffffffffffffff, optional=True,
+                             tooltip="Seed of the regularizer's random rolls."),
+            ],
+            outputs=[io.Latent.Output(display_name="x_T"), io.Sigmas.Output(display_name="sigmas")],
+        )
+
+    @classmethod
+    def execute(cls, model, latent, positive, steps, lambda_ac, lambda_kl, reg_steps, ac_rolls, cfg, negative=None,
+                scheduler="ddim_uniform", seed=0):
+        node = "AttnEdit_DDIMInvertRegularized"
+        _check_latent(node, model, latent)
+        _check_steps(node, steps)
+        if cfg > 1.0 and negative is None:
+            raise InputError(node, "negative", f"cfg {cfg} needs a negative conditioning; connect one or use cfg 1.")
+        if cfg != 1.0:
+            log.warning("%s: inverting with cfg %g: DDIM inversion is exact only for the conditional prediction "
+                        "(cfg 1); expect the reconstruction to drift.", node, cfg)
+        sigmas = schedule(model, steps, scheduler)
+        regularize, stats = None, {"updates": 0, "skipped": 0}
+        if reg_steps > 0 and (lambda_ac > 0 or lambda_kl > 0):
+            generator = torch.Generator().manual_seed(seed)
+
+            def regularize(eps, step):
+                out, s = regularize_noise(eps, lambda_ac, lambda_kl, reg_steps, ac_rolls, generator=generator)
+                stats["updates"] += s.updates
+                stats["skipped"] += s.skipped
+                return out
+
+        x_T = ddim_invert(model, latent, positive, negative, cfg, sigmas, regularize, seed)
+        if stats["skipped"]:
+            log.warning("%s: the regularizer skipped %d of %d updates because of NaN/Inf (flat regions or fp16); "
+                        "the inversion continued without them.", node, stats["skipped"],
+                        stats["skipped"] + stats["updates"])
+        out = {k: v for k, v in latent.items() if k not in ("samples", "noise_mask")}
+        out["samples"] = x_T
+        return io.NodeOutput(out, sigmas)
+
+
+class NullTextInversion(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="AttnEdit_NullTextInversion",
+            display_name="Null-text Inversion",
+            category=CATEGORY,
+            description="DDIM inversion with the caption, then per step optimises the unconditional embedding so "
+                        "that CFG sampling retraces the inversion (Mokady et al. 2023). The returned MODEL applies "
+                        "those embeddings, so any sampler or P2P node downstream reconstructs the image at this cfg.",
+            inputs=[
+                io.Model.Input("model"),
+                io.Latent.Input("latent", tooltip="The image, VAE-encoded with this model's VAE."),
+                io.Conditioning.Input("positive", tooltip="The image's caption."),
+                io.Conditioning.Input("negative", tooltip="The starting null text (usually an empty prompt)."),
+                io.Int.Input("steps", default=50, min=1, max=1000),
+                io.Float.Input("cfg", default=7.5, min=1.0, max=100.0, step=0.1),
+                io.Int.Input("inner_steps", default=10, min=0, max=1000),
+                io.Float.Input("early_stop", default=1e-5, min=0.0, max=1.0, step=1e-6),
+                _scheduler_input(),
+            ],
+            outputs=[io.Model.Output(display_name="MODEL"), io.Latent.Output(display_name="x_T"),
+                     io.Sigmas.Output(display_name="sigmas")],
+        )
+
+    @classmethod
+    def execute(cls, model, latent, positive, negative, steps, cfg, inner_steps, early_stop,
+                scheduler="ddim_uniform"):
+        import comfy.utils
+
+        node = "AttnEdit_NullTextInversion"
+        _check_latent(node, model, latent)
+        _check_steps(node, steps)
+        if latent["samples"].shape[0] != 1:
+            raise InputError(node, "latent", "null-text inversion inverts one image; give a batch-1 latent.")
+        sigmas = schedule(model, steps, scheduler)
+        pbar = comfy.utils.ProgressBar(len(sigmas) - 1)
+        x_T, plan, losses = null_text_invert(model, latent, positive, negative, cfg, sigmas, inner_steps, early_stop,
+                                             progress=lambda done, total: pbar.update_absolute(done, total))
+        log.info("%s: per-step reconstruction loss %s", node, ", ".join(f"{v:.2e}" for v in losses))
+        out = {k: v for k, v in latent.items() if k not in ("samples", "noise_mask")}
+        out["samples"] = x_T
+        return io.NodeOutput(attach_null_text(model, plan), out, sigmas,
+                             ui={"text": [f"null-text loss per step: " + ", ".join(f"{v:.2e}" for v in losses)]})
+
+
+NODES = [DDIMInvertRegularized, NullTextInversion]
