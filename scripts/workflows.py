@@ -40,6 +40,34 @@ def _p2p(node, extra, width=512, height=512, title="p2p"):
     }
 
 
+def _real_image(inversion: dict, p2p_model, sampler_model, sigmas, x_T, cfg, negative, title):
+    """LoadImage -> VAEEncode -> caption -> <inversion> -> P2P word swap -> SamplerCustom (add_noise off)."""
+    return {
+        "1": _loader(),
+        "20": {"class_type": "LoadImage", "inputs": {"image": "example.png"}},
+        "21": {"class_type": "VAEEncode", "inputs": {"pixels": ["20", 0], "vae": ["1", 2]}},
+        "22": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": "a photo of a cat"}},
+        "4": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": ""}},
+        "23": inversion,
+        "2": {"class_type": "AttnEdit_P2PReplace", "inputs": {
+            "model": p2p_model, "clip": ["1", 1], "latent": x_T, "source_prompt": "a photo of a cat",
+            "target_prompts": "a photo of a dog", "cross_replace": 0.8, "self_replace": 0.5, "word_schedule": "",
+            "reweight": "", "blend_words": "", "blend_threshold": 0.3, "blend_start": 0.2}},
+        "24": {"class_type": "KSamplerSelect", "inputs": {"sampler_name": "euler"}},
+        "5": {"class_type": "SamplerCustom", "inputs": {
+            "model": ["2", 0], "add_noise": False, "noise_seed": 0, "cfg": cfg, "positive": ["2", 1],
+            "negative": negative, "sampler": ["24", 0], "sigmas": sigmas, "latent_image": ["2", 2]}},
+        "6": {"class_type": "VAEDecode", "inputs": {"samples": ["5", 0], "vae": ["1", 2]}},
+        "7": {"class_type": "SaveImage", "inputs": {"images": ["6", 0], "filename_prefix": f"attn_edit/{title}"}},
+    }
+
+
+def _regularized_inversion(lambda_ac, lambda_kl):
+    return {"class_type": "AttnEdit_DDIMInvertRegularized", "inputs": {
+        "model": ["1", 0], "latent": ["21", 0], "positive": ["22", 0], "steps": 50, "lambda_ac": lambda_ac,
+        "lambda_kl": lambda_kl, "reg_steps": 5, "ac_rolls": 5, "cfg": 1.0, "scheduler": "ddim_uniform", "seed": 0}}
+
+
 SPECS = {
     "p2p_word_swap": _p2p("AttnEdit_P2PReplace", {
         "source_prompt": "a cat sitting next to a mirror",
@@ -60,6 +88,21 @@ SPECS = {
         "cross_replace": 0.8, "self_replace": 0.4, "word_schedule": "", "reweight": "",
         "blend_words": "squirrel | lion, cat", "blend_threshold": 0.3, "blend_start": 0.0},
         title="local_blend"),
+    # Real images. Null-text: the returned MODEL carries the optimised null text; sample at its cfg.
+    "real_p2p_null_text": _real_image(
+        {"class_type": "AttnEdit_NullTextInversion", "inputs": {
+            "model": ["1", 0], "latent": ["21", 0], "positive": ["22", 0], "negative": ["4", 0], "steps": 50,
+            "cfg": 7.5, "inner_steps": 10, "early_stop": 1e-5, "scheduler": "ddim_uniform"}},
+        p2p_model=["23", 0], sampler_model=["2", 0], sigmas=["23", 2], x_T=["23", 1], cfg=7.5, negative=["4", 0],
+        title="real_null_text"),
+    # Negative-prompt inversion (Miyake et al.): plain DDIM inversion, then the caption as the negative prompt.
+    "real_p2p_negative_prompt": _real_image(
+        _regularized_inversion(0.0, 0.0), p2p_model=["1", 0], sampler_model=["2", 0], sigmas=["23", 1],
+        x_T=["23", 0], cfg=7.5, negative=["22", 0], title="real_negative_prompt"),
+    # pix2pix-zero's regularized inversion; edited with guidance 5 and the caption as negative (edit_real.py).
+    "real_p2p_regularized_ddim": _real_image(
+        _regularized_inversion(20.0, 20.0), p2p_model=["1", 0], sampler_model=["2", 0], sigmas=["23", 1],
+        x_T=["23", 0], cfg=5.0, negative=["22", 0], title="real_regularized_ddim"),
     "p2p_attention_maps": {
         "1": _loader(),
         "2": {"class_type": "AttnEdit_AttentionMaps", "inputs": {
@@ -122,6 +165,8 @@ def to_ui(api: dict, node_classes: dict) -> dict:
                 widgets.append(value if value is not None else opts.get("default"))
                 if opts.get("control_after_generate"):
                     widgets.append("fixed")
+                if opts.get("image_upload"):
+                    widgets.append("image")
                 continue
             link_id = None
             if _is_link(value):

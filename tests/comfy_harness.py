@@ -59,6 +59,7 @@ class Comfy:
         folder_paths.set_output_directory(str(self.tmp / "output"))
         folder_paths.set_temp_directory(str(self.tmp / "temp"))
         folder_paths.set_input_directory(str(self.tmp / "input"))
+        self._write_example_image(self.tmp / "input" / "example.png")
 
         asyncio.run(nodes.init_extra_nodes(init_custom_nodes=False, init_api_nodes=False))
         for pack in (REPO, TEST_PACK):
@@ -71,6 +72,17 @@ class Comfy:
         self.server = _Server()
         self.executor = execution.PromptExecutor(self.server, cache_type=False, cache_args={"lru": 0, "ram": 0})
         self.test_pack = sys.modules[str(TEST_PACK).replace(".", "_x_")]
+
+    @staticmethod
+    def _write_example_image(path: Path, size: int = 64):
+        """A small synthetic photo stand-in for workflows that start from LoadImage 'example.png'."""
+        import numpy as np
+        from PIL import Image
+
+        y, x = np.mgrid[0:size, 0:size] / size
+        img = np.stack([0.5 + 0.4 * np.sin(6 * x), 0.5 + 0.4 * np.cos(5 * y), 0.4 + 0.3 * x * y], -1)
+        img[(x - 0.5) ** 2 + (y - 0.55) ** 2 < 0.06] = [0.9, 0.6, 0.2]
+        Image.fromarray((img * 255).astype("uint8")).save(path)
 
     def pack(self, name: str):
         return self.test_pack.pack_module(name)

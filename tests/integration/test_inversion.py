@@ -26,9 +26,9 @@ def regularized(g, lambda_ac=0.0, lambda_kl=0.0, cfg=1.0, steps=STEPS, **extra):
     return ["10", 0], ["10", 1], ["1", 0]
 
 
-def null_text(g, cfg=7.5, inner_steps=10):
+def null_text(g, cfg=7.5, inner_steps=10, steps=STEPS):
     g["10"] = {"class_type": "AttnEdit_NullTextInversion", "inputs": {
-        "model": ["1", 0], "latent": ["2", 0], "positive": ["3", 0], "negative": ["4", 0], "steps": STEPS,
+        "model": ["1", 0], "latent": ["2", 0], "positive": ["3", 0], "negative": ["4", 0], "steps": steps,
         "cfg": cfg, "inner_steps": inner_steps, "early_stop": 1e-5}}
     return ["10", 1], ["10", 2], ["10", 0]
 
@@ -113,3 +113,25 @@ def test_latent_of_another_model_family_is_refused(comfy):
     comfy.reset_cache()
     result = comfy.run(sample_back(g, *regularized(g), cfg=1.0), expect_success=False)
     assert "input 'latent'" in result["error"]["exception_message"]
+
+
+@pytest.mark.parametrize("layout", ["sd15", "sdxl"])
+def test_real_image_p2p_after_null_text(comfy, layout):
+    """NTI MODEL -> P2P -> SamplerCustom(add_noise off): row 0 is the null-text reconstruction of the image,
+    identical prompts give identical rows, and a word swap changes row 1 only."""
+    def p2p_graph(target):
+        g = graph(layout)
+        x_T, sigmas, model = null_text(g, inner_steps=3, steps=8)
+        g["20"] = {"class_type": "AttnEdit_P2PReplace", "inputs": {
+            "model": model, "clip": ["1", 1], "latent": x_T, "source_prompt": CAPTION, "target_prompts": target,
+            "cross_replace": 0.8, "self_replace": 0.5}}
+        return sample_back(g, ["20", 2], sigmas, ["20", 0], cfg=7.5, positive=("20", 1))
+
+    x0, _, same = run(comfy, p2p_graph(CAPTION))
+    g = graph(layout)
+    _, _, nti = run(comfy, sample_back(g, *null_text(g, inner_steps=3, steps=8), cfg=7.5))
+    # plain ComfyUI itself gives identical batch rows up to ~4e-5 here (CPU kernels, cfg 7.5 over 20 steps)
+    assert (same[0] - same[1]).abs().max() < 5e-4
+    assert (same[0] - nti[0]).abs().max() < 5e-4
+    _, _, edited = run(comfy, p2p_graph(CAPTION.replace("cat", "dog")))
+    assert (edited[0] - nti[0]).abs().max() < 5e-4 and (edited[1] - edited[0]).abs().max() > 1e-2

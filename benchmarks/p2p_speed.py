@@ -1,0 +1,63 @@
+"""P2P speed: KSampler on the P2P batch vs a plain KSampler on the same batch, side by side in one run.
+
+Ratios (DESIGN.md §5): P2P edit / plain ≤ 1.15; after the injection windows / plain ≤ 1.05.
+Rows: the full-width SD1.5 layout with random weights (860 M UNet parameters) and the tiny test model.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+
+import torch
+
+CASES = [
+    # name, node, options
+    ("replace (inside windows)", "replace", dict(cross_replace=1.0, self_replace=1.0)),
+    ("replace + local blend", "replace", dict(cross_replace=1.0, self_replace=1.0, blend_words="cat | dog")),
+    ("refine (two attention calls per edit)", "refine", dict(cross_replace=1.0, self_replace=1.0)),
+    ("after the windows (patches idle)", "replace", dict(cross_replace=0.0, self_replace=0.0)),
+]
+
+
+def run(comfy, layout: str, size: int, steps: int, repeats: int) -> list[tuple[str, float, float, float]]:
+    import nodes
+
+    from tests.comfy_test_pack.tiny_models import build_clip, build_model
+
+    p2p = comfy.pack("nodes.p2p")
+    clip_prompts = comfy.pack("nodes.clip_prompts")
+    model = build_model(layout, 0)
+    clip = build_clip(layout, 0)
+    latent = {"samples": torch.zeros(1, 4, size // 8, size // 8)}
+    source, target = "a cat sitting on a mat", "a dog sitting on a mat"
+    refine_target = "a fluffy cat sitting on a red mat"
+    negative = clip_prompts.encode_rows(clip, ["blurry"])
+
+    def sample(m, positive, lat):
+        return nodes.common_ksampler(m, 1, steps, 7.5, "euler", "normal", positive, negative, lat)[0]["samples"]
+
+    prepared = []
+    with torch.inference_mode():
+        for name, mode, options in CASES:
+            tgt = refine_target if mode == "refine" else target
+            out = p2p.run_p2p(f"bench {name}", mode, model, clip, latent, source, [tgt], word_schedule="",
+                              reweight="", **{"blend_words": "", "blend_threshold": 0.3, "blend_start": 0.0,
+                                              **options})
+            patched, positive, batched = out.result
+            prepared.append((name, patched, positive, batched))
+        sample(model, prepared[0][2], prepared[0][3])  # warm-up
+        times = {name: [] for name, *_ in prepared}
+        plain_times = {name: [] for name, *_ in prepared}
+        for _ in range(repeats):  # interleave plain and patched runs so drift hits both alike
+            for name, patched, positive, batched in prepared:
+                t = time.perf_counter()
+                sample(model, positive, batched)
+                plain_times[name].append(time.perf_counter() - t)
+                t = time.perf_counter()
+                sample(patched, positive, batched)
+                times[name].append(time.perf_counter() - t)
+    rows = []
+    for name, *_ in prepared:
+        plain, edit = statistics.median(plain_times[name]), statistics.median(times[name])
+        rows.append((name, plain, edit, edit / plain))
+    return rows

@@ -1,0 +1,49 @@
+"""Run the benchmarks and print their tables. Usage: bash benchmarks/run.sh [--quick]
+
+--quick: the tiny model only (seconds). Default adds the full-width SD1.5 layout at 256x256 (minutes on a CPU).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def table(title: str, header: tuple, rows: list) -> str:
+    lines = [f"\n## {title}", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        lines.append("| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row) + " |")
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--repeats", type=int, default=3)
+    opts = parser.parse_args()
+
+    from benchmarks import p2p_speed
+    from tests.comfy_harness import Comfy
+
+    import torch
+
+    host = Comfy()
+    import comfy.utils
+
+    comfy.utils.PROGRESS_BAR_ENABLED = False
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, cpu count {os.cpu_count()}")
+    header = ("case", "plain s", "P2P s", "ratio")
+    configs = [("tiny SD1.5 layout, 256x256, 8 euler steps, batch 2 prompts x cfg", "sd15", 256, 8, opts.repeats)]
+    if not opts.quick:
+        configs.append(("full-width SD1.5 layout (random weights), 256x256, 3 euler steps", "sd15_full", 256, 3,
+                        max(1, opts.repeats - 1)))
+    for title, layout, size, steps, repeats in configs:
+        rows = p2p_speed.run(host, layout, size, steps, repeats)
+        print(table(f"P2P KSampler vs plain KSampler on the same batch — {title}", header, rows), flush=True)
+
+
+if __name__ == "__main__":
+    main()
