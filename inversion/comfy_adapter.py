@@ -37,9 +37,10 @@ def _interrupt():
     comfy.model_management.throw_exception_if_processing_interrupted()
 
 
-def _run_in_sampler(model, latent, positive, negative, cfg, sigmas, body, seed=0):
-    """Run body(model_k, x, sigmas, extra_args, callback) -> x inside guider.sample on `sigmas`.
-    Returns the output latent in VAE units (process_latent_out applied by ComfyUI)."""
+def run_in_sampler(model, latent, conds: dict, cfg, sigmas, body, noise=None, seed=0):
+    """Run body(model_k, x, sigmas, extra_args, callback) -> x inside CFGGuider.sample on `sigmas`, with any
+    named conds ("positive", "negative", and extras such as "edit": all go through ComfyUI's process_conds).
+    `noise` None means zeros (start from the latent itself). Returns the output in VAE latent units."""
     import comfy.sample
     import comfy.samplers
     import comfy.utils
@@ -49,11 +50,17 @@ def _run_in_sampler(model, latent, positive, negative, cfg, sigmas, body, seed=0
         return body(model_k, x, sigmas, extra_args or {}, callback)
 
     samples = comfy.sample.fix_empty_latent_channels(model, latent["samples"])
-    noise = torch.zeros_like(samples)
+    if noise is None:
+        noise = torch.zeros_like(samples)
+    guider = comfy.samplers.CFGGuider(model)
+    guider.inner_set_conds({k: v for k, v in conds.items() if v is not None})
+    guider.set_cfg(cfg)
     callback = latent_preview.prepare_callback(model, len(sigmas) - 1)
-    return comfy.sample.sample_custom(model, noise, cfg, comfy.samplers.KSAMPLER(function), sigmas, positive,
-                                      negative or [], samples, callback=callback,
-                                      disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
+    out = guider.sample(noise, samples, comfy.samplers.KSAMPLER(function), sigmas, None, callback,
+                        not comfy.utils.PROGRESS_BAR_ENABLED, seed)
+    import comfy.model_management
+
+    return out.to(comfy.model_management.intermediate_device())
 
 
 def ddim_invert(model, latent, positive, negative, cfg: float, sigmas: torch.Tensor, regularize=None, seed=0):
@@ -67,7 +74,8 @@ def ddim_invert(model, latent, positive, negative, cfg: float, sigmas: torch.Ten
                         keep_trajectory=False)
         return x_T
 
-    return _run_in_sampler(model, latent, positive, negative, cfg, flipped(sigmas), body, seed)
+    return run_in_sampler(model, latent, {"positive": positive, "negative": negative or []}, cfg, flipped(sigmas),
+                          body, seed=seed)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -145,7 +153,8 @@ def null_text_invert(model, latent, positive, negative, cfg: float, sigmas: torc
         result["embeddings"], result["losses"] = embeddings, losses
         return x_T
 
-    x_T = _run_in_sampler(grad_model, latent, positive, negative, cfg, flipped(sigmas), body, seed)
+    x_T = run_in_sampler(grad_model, latent, {"positive": positive, "negative": negative}, cfg, flipped(sigmas),
+                         body, seed=seed)
     embeddings = torch.stack([e[0] if e.ndim == 3 else e for e in result["embeddings"]]).cpu()
     return x_T, NullTextSchedule(sigmas[:-1].clone().float(), embeddings), result["losses"]
 

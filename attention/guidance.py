@@ -1,0 +1,67 @@
+"""pix2pix-zero cross-attention guidance (Parmar et al. 2023, §3.2, eq. 3): the edited branch's
+cross-attention maps are pulled towards the reference (reconstruction) branch's maps at the same step,
+
+    x_t ← x_t − λ_xa ∇_{x_t} Σ_layers ‖M_t^edit − M_t^ref‖²
+
+The loss sums over positions and tokens and averages over heads, per layer (edit_pipeline.py:145-150,
+`((curr-ref)**2).sum((1,2)).mean(0)`), summed over every cross-attention layer. Maps are fp32 softmax.
+Only the current step's reference maps are held (the official code stores every map of every step).
+"""
+from __future__ import annotations
+
+import torch
+
+from .comfy_patch import AttentionEditor, RunState, plain_attention
+from .edits import attention_probabilities
+
+RECORD, GRAD, MEASURE, OFF = "record", "grad", "measure", "off"
+
+
+def map_distance(current: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """[heads, HW, T] maps -> Σ_{HW,T} (current - reference)², averaged over heads."""
+    return ((current - reference) ** 2).sum((-2, -1)).mean(0)
+
+
+def probabilities_and_output(q, k, v, heads: int):
+    """Differentiable fp32 softmax maps [B, heads, HW, T] and the attention output [B, HW, inner]."""
+    probs = attention_probabilities(q, k, heads)
+    b, hw, inner = q.shape
+    d = inner // heads
+    vh = v.float().reshape(b, v.shape[1], heads, d).transpose(1, 2)
+    out = (probs @ vh).transpose(1, 2).reshape(b, hw, inner).to(q.dtype)
+    return probs, out
+
+
+class GuidanceEditor(AttentionEditor):
+    """Cross-attention hooks for the guided sampler. The sampler sets run.data["mode"] before each UNet call:
+    record   store the positive row's maps of every layer (reference branch, no grad),
+    grad     accumulate the differentiable distance to the stored maps into run.data["loss"],
+    measure  accumulate the (detached) distance into run.data["distance"] (edited branch, no grad),
+    off      plain attention."""
+
+    node_name = "AttnEdit_CrossAttnGuidedSampler"
+
+    def start_run(self, run: RunState) -> None:
+        run.data.update(mode=OFF, reference={}, loss=None, distance=0.0)
+
+    def cross_attention(self, q, k, v, heads, extra_options, run: RunState):
+        mode = run.data["mode"]
+        starts = run.step.chunk_rows(0)
+        if mode == OFF or not starts:
+            return plain_attention(q, k, v, heads, extra_options)
+        block = extra_options["block"]
+        key = (block[0], block[1], extra_options.get("block_index", 0))
+        row = starts[0]
+        if mode == GRAD:
+            probs, out = probabilities_and_output(q, k, v, heads)
+            reference = run.data["reference"].get(key)
+            if reference is not None:
+                term = map_distance(probs[row], reference)
+                run.data["loss"] = term if run.data["loss"] is None else run.data["loss"] + term
+            return out
+        probs = attention_probabilities(q, k, heads, [row])[0]
+        if mode == RECORD:
+            run.data["reference"][key] = probs.detach()
+        elif mode == MEASURE and key in run.data["reference"]:
+            run.data["distance"] += float(map_distance(probs, run.data["reference"][key]))
+        return plain_attention(q, k, v, heads, extra_options)
