@@ -1,0 +1,184 @@
+"""pix2pix-zero edit directions in text-embedding space.
+
+A direction is mean(target sentence embeddings) - mean(source sentence embeddings) over the full
+77-token sequence (official: src/utils/edit_directions.py:22-27, embeddings from
+src/make_edit_direction.py:14-28), added to the conditional embedding at sampling time
+(src/utils/edit_pipeline.py:121-123). For SDXL the pooled vector gets its own direction, since it
+conditions the UNet too.
+
+Files are safetensors with metadata naming the text encoder and its width, so a direction made
+with one CLIP is refused on another.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Iterable, Optional
+
+import torch
+
+FORMAT = "attn-edit-direction/1"
+_FORMAT_PREFIX = "attn-edit-direction/"
+CHUNK = 77
+
+
+class DirectionMismatch(ValueError):
+    """The direction was made with a different text encoder than the conditioning it meets."""
+
+
+class DirectionFileError(ValueError):
+    """A file that is not (or no longer) a readable attn-edit direction."""
+
+
+@dataclass
+class EditDirection:
+    embeddings: torch.Tensor  # [77, D], fp32, CPU
+    pooled: Optional[torch.Tensor]  # [P] or None
+    encoder: str  # e.g. "sd1-clip_l-768", "sdxl-clip_l+clip_g-2048"
+    width: int  # D
+    source: str
+    target: str
+    source_count: int
+    target_count: int
+
+
+def mean_embedding(batches: Iterable[torch.Tensor]) -> torch.Tensor:
+    """Mean over dim 0 of a stream of [n, ...] batches ([n,77,D] sequences or [n,P] pooled).
+
+    Accumulates in fp32 so fp16 encoder outputs over thousands of sentences lose nothing.
+    """
+    total: Optional[torch.Tensor] = None
+    count = 0
+    for batch in batches:
+        if batch.dim() < 2 or batch.shape[0] == 0:
+            raise ValueError(f"mean_embedding expects non-empty [n, ...] batches, got shape {tuple(batch.shape)}")
+        part = batch.detach().to(torch.float32).sum(0)
+        if total is None:
+            total = part
+        elif part.shape != total.shape:
+            raise ValueError(f"batch of shape {tuple(batch.shape)} does not match earlier batches {tuple(total.shape)}")
+        else:
+            total = total + part.to(total.device)
+        count += batch.shape[0]
+    if total is None:
+        raise ValueError("mean_embedding got no embeddings (no sentences?)")
+    return total / count
+
+
+def compute_direction(source_mean: torch.Tensor, target_mean: torch.Tensor,
+                      source_pooled_mean: Optional[torch.Tensor], target_pooled_mean: Optional[torch.Tensor],
+                      encoder: str, width: int, source: str, target: str,
+                      n_src: int, n_tgt: int) -> EditDirection:
+    if source_mean.shape != target_mean.shape or source_mean.dim() != 2:
+        raise ValueError(f"source and target means must both be [77, D]; got {tuple(source_mean.shape)} "
+                         f"and {tuple(target_mean.shape)}")
+    if source_mean.shape != (CHUNK, width):
+        raise ValueError(f"means have shape {tuple(source_mean.shape)}, expected [{CHUNK}, {width}]")
+    if (source_pooled_mean is None) != (target_pooled_mean is None):
+        raise ValueError("give pooled means for both source and target, or for neither")
+    pooled = None
+    if source_pooled_mean is not None:
+        if source_pooled_mean.shape != target_pooled_mean.shape or source_pooled_mean.dim() != 1:
+            raise ValueError(f"pooled means must both be [P]; got {tuple(source_pooled_mean.shape)} "
+                             f"and {tuple(target_pooled_mean.shape)}")
+        pooled = (target_pooled_mean.float().cpu() - source_pooled_mean.float().cpu()).contiguous()
+    embeddings = (target_mean.float().cpu() - source_mean.float().cpu()).contiguous()
+    return EditDirection(embeddings=embeddings, pooled=pooled, encoder=encoder, width=int(width),
+                         source=source, target=target, source_count=int(n_src), target_count=int(n_tgt))
+
+
+def _mismatch(direction: EditDirection, encoder: Optional[str], width: int, what: str) -> DirectionMismatch:
+    here = f"'{encoder}' (width {width})" if encoder else f"width {width}"
+    return DirectionMismatch(
+        f"Edit direction '{direction.source}' -> '{direction.target}' was computed with text encoder "
+        f"'{direction.encoder}' (width {direction.width}), but this {what} comes from {here}. "
+        f"Recompute the direction with AttnEdit_EditDirection using this workflow's CLIP, "
+        f"or load a direction saved for {encoder or 'this model'}.")
+
+
+def apply_direction(cond: torch.Tensor, pooled: Optional[torch.Tensor], direction: EditDirection,
+                    strength: float, encoder: Optional[str] = None
+                    ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+    """cond + strength * direction on every 77-token chunk of cond [B, 77k, D]; same for pooled.
+
+    `encoder`, when the caller knows the conditioning's encoder id, must equal the direction's.
+    A pooled vector is edited only when both it and the direction's pooled part are present.
+    """
+    if not math.isfinite(strength):
+        raise ValueError(f"strength must be a finite number, got {strength}")
+    if cond.dim() != 3:
+        raise ValueError(f"conditioning must be [B, T, D], got shape {tuple(cond.shape)}")
+    b, t, d = cond.shape
+    if d != direction.width or (encoder is not None and encoder != direction.encoder):
+        raise _mismatch(direction, encoder, d, "conditioning")
+    if t % CHUNK:
+        raise ValueError(f"conditioning has {t} tokens, not a multiple of {CHUNK}; cannot line up the direction")
+    delta = direction.embeddings.to(device=cond.device, dtype=torch.float32).repeat(t // CHUNK, 1)
+    new_cond = (cond.float() + strength * delta).to(cond.dtype)
+
+    new_pooled = pooled
+    if pooled is not None and direction.pooled is not None:
+        if pooled.shape[-1] != direction.pooled.shape[-1]:
+            raise _mismatch(direction, encoder, d, f"pooled output (size {pooled.shape[-1]} vs "
+                                                   f"{direction.pooled.shape[-1]})")
+        p_delta = direction.pooled.to(device=pooled.device, dtype=torch.float32)
+        new_pooled = (pooled.float() + strength * p_delta).to(pooled.dtype)
+    return new_cond, new_pooled
+
+
+def save_direction(path: str | os.PathLike, direction: EditDirection) -> None:
+    from safetensors.torch import save_file
+
+    tensors = {"embeddings": direction.embeddings.detach().float().cpu().contiguous()}
+    if direction.pooled is not None:
+        tensors["pooled"] = direction.pooled.detach().float().cpu().contiguous()
+    metadata = {
+        "format": FORMAT, "encoder": direction.encoder, "width": str(direction.width),
+        "source": direction.source, "target": direction.target,
+        "source_count": str(direction.source_count), "target_count": str(direction.target_count),
+    }
+    parent = os.path.dirname(os.fspath(path))
+    if parent:
+        os.makedirs(parent, exist_ok=True)
+    save_file(tensors, os.fspath(path), metadata=metadata)
+
+
+def load_direction(path: str | os.PathLike) -> EditDirection:
+    from safetensors import safe_open
+
+    path = os.fspath(path)
+    try:
+        with safe_open(path, framework="pt", device="cpu") as f:
+            metadata = f.metadata() or {}
+            keys = set(f.keys())
+            tensors = {k: f.get_tensor(k) for k in keys & {"embeddings", "pooled"}}
+    except FileNotFoundError:
+        raise
+    except Exception as e:  # not a safetensors file at all
+        raise DirectionFileError(f"'{path}' is not a readable safetensors file: {e}") from e
+
+    fmt = metadata.get("format", "")
+    if not fmt.startswith(_FORMAT_PREFIX):
+        raise DirectionFileError(
+            f"'{path}' is not an attn-edit edit direction (its metadata has no format "
+            f"'{FORMAT}'). Save directions with AttnEdit_SaveEditDirection; other embedding files "
+            f"(textual inversions, LoRAs) cannot be used here.")
+    if fmt != FORMAT:
+        raise DirectionFileError(f"'{path}' has direction format '{fmt}', this version of the pack "
+                                 f"reads '{FORMAT}'. Update the pack or recompute the direction.")
+    try:
+        embeddings = tensors["embeddings"]
+        width = int(metadata["width"])
+        direction = EditDirection(
+            embeddings=embeddings.float(), pooled=tensors["pooled"].float() if "pooled" in tensors else None,
+            encoder=metadata["encoder"], width=width, source=metadata.get("source", ""),
+            target=metadata.get("target", ""), source_count=int(metadata.get("source_count", 0)),
+            target_count=int(metadata.get("target_count", 0)))
+    except (KeyError, ValueError) as e:
+        raise DirectionFileError(f"'{path}' is a damaged edit direction (missing or bad {e})") from e
+    if embeddings.shape != (CHUNK, width):
+        raise DirectionFileError(f"'{path}' holds embeddings of shape {tuple(embeddings.shape)}, "
+                                 f"expected [{CHUNK}, {width}]")
+    return direction
