@@ -69,3 +69,30 @@ def encode_rows(clip, prompts: list[str]):
     if all(p is not None for p in pooled):
         extras["pooled_output"] = torch.cat(pooled)
     return [[torch.cat(conds), extras]]
+
+
+def encoder_id(clip, width: int) -> str:
+    """Names the text encoder family and width, e.g. 'SD1ClipModel-768' or 'SDXLClipModel-2048'."""
+    return f"{type(clip.cond_stage_model).__name__}-{width}"
+
+
+def encode_sentences(clip, sentences: list[str], with_pooled: bool, on_progress=None, batch: int = 64):
+    """Full 77-token embeddings [n, 77, D] of each sentence (and [n, P] pooled vectors when asked), in
+    batches of `batch` sentences per encoder call. Sentences longer than one chunk are cut to it."""
+    conds, pooled = [], []
+    for start in range(0, len(sentences), batch):
+        part = sentences[start:start + batch]
+        tokens = [clip.tokenize(s) for s in part]
+        if with_pooled:
+            # ComfyUI returns only the first section's pooled vector, so pooled models encode one by one
+            for t in tokens:
+                c, p = clip.encode_from_tokens({k: v[:1] for k, v in t.items()}, return_pooled=True)
+                conds.append(c[:, :77])
+                pooled.append(p)
+        else:
+            merged = {k: [t[k][0] for t in tokens] for k in tokens[0]}
+            c = clip.encode_from_tokens(merged)
+            conds.append(c.reshape(len(part), 77, c.shape[-1]))
+        if on_progress is not None:
+            on_progress(min(start + batch, len(sentences)))
+    return torch.cat(conds), (torch.cat(pooled) if with_pooled else None)

@@ -85,4 +85,227 @@ class CrossAttnGuidedSampler(io.ComfyNode):
         return io.NodeOutput({**base, "samples": edit}, {**base, "samples": reference}, ui={"text": [text]})
 
 
-NODES = [CrossAttnGuidedSampler]
+def _blip_folders() -> list[str]:
+    import os
+
+    import folder_paths
+
+    names = []
+    for root in folder_paths.get_folder_paths("blip"):
+        if os.path.isdir(root):
+            names += sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
+    return names or [NO_BLIP]
+
+
+NO_BLIP = "(no model folder in models/blip)"
+
+
+def _blip_path(name: str) -> str:
+    import os
+
+    import folder_paths
+
+    for root in folder_paths.get_folder_paths("blip"):
+        if os.path.isdir(os.path.join(root, name)):
+            return os.path.join(root, name)
+    return os.path.join(folder_paths.get_folder_paths("blip")[0], name)
+
+
+class BLIPCaption(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="AttnEdit_BLIPCaption",
+            display_name="BLIP Caption",
+            category=CATEGORY,
+            description="Captions each image with a BLIP captioner (HF format, models/blip/<name>/), offline. "
+                        "pix2pix-zero uses the caption as the inversion prompt and the edit's negative prompt.",
+            inputs=[
+                io.Image.Input("image"),
+                io.Combo.Input("blip_model", options=_blip_folders(),
+                               tooltip="A folder under models/blip holding e.g. Salesforce/blip-image-captioning-base."),
+                io.String.Input("prefix", default="", optional=True,
+                                tooltip="Conditional captioning: the caption starts with this text."),
+                io.Int.Input("max_new_tokens", default=30, min=1, max=200, optional=True),
+            ],
+            outputs=[io.String.Output(display_name="caption", is_output_list=True)],
+        )
+
+    @classmethod
+    def execute(cls, image, blip_model, prefix="", max_new_tokens=30):
+        import comfy.model_management
+
+        from ..captioning.blip import BlipModelMissing, caption_images
+
+        node = "AttnEdit_BLIPCaption"
+        path = _blip_path(blip_model)
+        try:
+            captions = caption_images(path, image, prefix or "", max_new_tokens,
+                                      device=comfy.model_management.get_torch_device())
+        except BlipModelMissing as e:
+            raise InputError(node, "blip_model", str(e)) from None
+        return io.NodeOutput(captions)
+
+
+EditDirectionType = io.Custom("EDIT_DIRECTION")
+
+
+def _sentences(node: str, input_name: str, text: str) -> list[str]:
+    from ..directions.templates import parse_sentences
+
+    sentences = parse_sentences(text)
+    if not sentences:
+        raise InputError(node, input_name, "no sentences: write one sentence per line, or a single concept word "
+                                           "(e.g. 'cat') to use the pack's sentence templates.")
+    if len(sentences) == 1:
+        log.warning("%s: '%s' holds a single sentence; the pix2pix-zero authors advise hundreds to a thousand "
+                    "sentences per concept (few sentences give entangled directions).", node, input_name)
+    return sentences
+
+
+class EditDirection(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="AttnEdit_EditDirection",
+            display_name="Edit Direction (sentence sets)",
+            category=CATEGORY,
+            description="Mean text embedding of the target sentences minus that of the source sentences "
+                        "(pix2pix-zero §3.2). A field with one word (e.g. 'cat') is expanded with the pack's "
+                        "140 sentence templates.",
+            inputs=[io.Clip.Input("clip"),
+                    io.String.Input("source", multiline=True, default="cat"),
+                    io.String.Input("target", multiline=True, default="dog")],
+            outputs=[EditDirectionType.Output(display_name="edit_direction")],
+        )
+
+    @classmethod
+    def execute(cls, clip, source, target):
+        import comfy.utils
+
+        from ..directions.direction import compute_direction, mean_embedding
+        from .clip_prompts import encode_sentences, encoder_id
+
+        node = "AttnEdit_EditDirection"
+        src, tgt = _sentences(node, "source", source), _sentences(node, "target", target)
+        probe, pooled_probe = clip.encode_from_tokens(clip.tokenize(src[0]), return_pooled=True)
+        with_pooled = pooled_probe is not None and type(clip.cond_stage_model).__name__.startswith("SDXL")
+        pbar = comfy.utils.ProgressBar(len(src) + len(tgt))
+        src_c, src_p = encode_sentences(clip, src, with_pooled, lambda n: pbar.update_absolute(n))
+        tgt_c, tgt_p = encode_sentences(clip, tgt, with_pooled, lambda n: pbar.update_absolute(len(src) + n))
+        width = probe.shape[-1]
+        direction = compute_direction(
+            mean_embedding([src_c]), mean_embedding([tgt_c]),
+            mean_embedding([src_p]) if with_pooled else None, mean_embedding([tgt_p]) if with_pooled else None,
+            encoder_id(clip, width), width, _describe(source), _describe(target), len(src), len(tgt))
+        return io.NodeOutput(direction)
+
+
+def _describe(text: str) -> str:
+    lines = [l.strip() for l in text.strip().splitlines() if l.strip()]
+    return lines[0] if len(lines) == 1 else f"{lines[0]} (+{len(lines) - 1} sentences)"
+
+
+class ApplyEditDirection(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="AttnEdit_ApplyEditDirection",
+            display_name="Apply Edit Direction",
+            category=CATEGORY,
+            inputs=[io.Conditioning.Input("conditioning"), EditDirectionType.Input("edit_direction"),
+                    io.Float.Input("strength", default=1.0, min=-10.0, max=10.0, step=0.05)],
+            outputs=[io.Conditioning.Output()],
+        )
+
+    @classmethod
+    def execute(cls, conditioning, edit_direction, strength):
+        from ..directions.direction import DirectionMismatch, apply_direction
+
+        out = []
+        for cond, extras in conditioning:
+            try:
+                new_cond, new_pooled = apply_direction(cond, extras.get("pooled_output"), edit_direction, strength)
+            except DirectionMismatch as e:
+                raise InputError("AttnEdit_ApplyEditDirection", "edit_direction", str(e)) from None
+            extras = dict(extras)
+            if new_pooled is not None:
+                extras["pooled_output"] = new_pooled
+            out.append([new_cond, extras])
+        return io.NodeOutput(out)
+
+
+def _direction_files() -> list[str]:
+    import folder_paths
+
+    return [f for f in folder_paths.get_filename_list("edit_directions") if f.endswith(".safetensors")]
+
+
+class SaveEditDirection(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="AttnEdit_SaveEditDirection",
+            display_name="Save Edit Direction",
+            category=CATEGORY,
+            is_output_node=True,
+            inputs=[EditDirectionType.Input("edit_direction"),
+                    io.String.Input("name", default="cat_to_dog", tooltip="File name under models/edit_directions.")],
+            outputs=[],
+        )
+
+    @classmethod
+    def execute(cls, edit_direction, name):
+        import os
+        import re
+
+        import folder_paths
+
+        from ..directions.direction import save_direction
+
+        stem = re.sub(r"[^A-Za-z0-9_.+-]", "_", name.strip()).strip(".")
+        if not stem:
+            raise InputError("AttnEdit_SaveEditDirection", "name", "give a file name, e.g. 'cat_to_dog'.")
+        if not stem.endswith(".safetensors"):
+            stem += ".safetensors"
+        path = os.path.join(folder_paths.get_folder_paths("edit_directions")[0], stem)
+        save_direction(path, edit_direction)
+        return io.NodeOutput(ui={"text": [f"saved {path}"]})
+
+
+class LoadEditDirection(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="AttnEdit_LoadEditDirection",
+            display_name="Load Edit Direction",
+            category=CATEGORY,
+            inputs=[io.Combo.Input("name", options=_direction_files())],
+            outputs=[EditDirectionType.Output(display_name="edit_direction")],
+        )
+
+    @classmethod
+    def fingerprint_inputs(cls, name):
+        import os
+
+        import folder_paths
+
+        path = folder_paths.get_full_path("edit_directions", name)
+        return os.path.getmtime(path) if path else name
+
+    @classmethod
+    def execute(cls, name):
+        import folder_paths
+
+        from ..directions.direction import DirectionFileError, load_direction
+
+        path = folder_paths.get_full_path("edit_directions", name)
+        if path is None:
+            raise InputError("AttnEdit_LoadEditDirection", "name", f"no file '{name}' under models/edit_directions.")
+        try:
+            return io.NodeOutput(load_direction(path))
+        except DirectionFileError as e:
+            raise InputError("AttnEdit_LoadEditDirection", "name", str(e)) from None
+
+
+NODES = [BLIPCaption, EditDirection, ApplyEditDirection, SaveEditDirection, LoadEditDirection, CrossAttnGuidedSampler]

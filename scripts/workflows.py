@@ -15,6 +15,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 CHECKPOINT = "v1-5-pruned-emaonly.safetensors"
 NEGATIVE = "blurry, low quality, deformed"
+BLIP_FOLDER = "blip-image-captioning-base"  # models/blip/<this>: Salesforce/blip-image-captioning-base
 
 
 def _loader():
@@ -103,6 +104,48 @@ SPECS = {
     "real_p2p_regularized_ddim": _real_image(
         _regularized_inversion(20.0, 20.0), p2p_model=["1", 0], sampler_model=["2", 0], sigmas=["23", 1],
         x_T=["23", 0], cfg=5.0, negative=["22", 0], title="real_regularized_ddim"),
+    # pix2pix-zero on a real image: BLIP caption -> regularized inversion -> cat->dog direction -> guided sampling
+    "pix2pix_zero_real": {
+        "1": _loader(),
+        "20": {"class_type": "LoadImage", "inputs": {"image": "example.png"}},
+        "21": {"class_type": "VAEEncode", "inputs": {"pixels": ["20", 0], "vae": ["1", 2]}},
+        "40": {"class_type": "AttnEdit_BLIPCaption", "inputs": {
+            "image": ["20", 0], "blip_model": BLIP_FOLDER, "prefix": "", "max_new_tokens": 30}},
+        "22": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": ["40", 0]}},
+        "23": {"class_type": "AttnEdit_DDIMInvertRegularized", "inputs": {
+            "model": ["1", 0], "latent": ["21", 0], "positive": ["22", 0], "steps": 50, "lambda_ac": 20.0,
+            "lambda_kl": 20.0, "reg_steps": 5, "ac_rolls": 5, "cfg": 1.0, "scheduler": "ddim_uniform", "seed": 0}},
+        "41": {"class_type": "AttnEdit_EditDirection", "inputs": {"clip": ["1", 1], "source": "cat", "target": "dog"}},
+        "42": {"class_type": "AttnEdit_ApplyEditDirection", "inputs": {
+            "conditioning": ["22", 0], "edit_direction": ["41", 0], "strength": 1.0}},
+        "30": {"class_type": "AttnEdit_CrossAttnGuidedSampler", "inputs": {
+            "model": ["1", 0], "positive": ["22", 0], "edit_positive": ["42", 0], "negative": ["22", 0],
+            "latent": ["23", 0], "sigmas": ["23", 1], "steps": 50, "scheduler": "ddim_uniform", "cfg": 5.0,
+            "xa_guidance": 0.1, "mode": "real image (latent = inverted x_T)", "seed": 0}},
+        "6": {"class_type": "VAEDecode", "inputs": {"samples": ["30", 0], "vae": ["1", 2]}},
+        "7": {"class_type": "VAEDecode", "inputs": {"samples": ["30", 1], "vae": ["1", 2]}},
+        "8": {"class_type": "SaveImage", "inputs": {"images": ["6", 0], "filename_prefix": "attn_edit/p2pzero_edit"}},
+        "9": {"class_type": "SaveImage", "inputs": {"images": ["7", 0], "filename_prefix": "attn_edit/p2pzero_rec"}},
+    },
+    # pix2pix-zero on a generated image (official edit_synthetic.py: xa 0.15, guidance 5, empty negative)
+    "pix2pix_zero_synthetic": {
+        "1": _loader(),
+        "3": {"class_type": "EmptyLatentImage", "inputs": {"width": 512, "height": 512, "batch_size": 1}},
+        "22": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": "a photo of a cat on a sofa"}},
+        "4": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": ""}},
+        "41": {"class_type": "AttnEdit_EditDirection", "inputs": {"clip": ["1", 1], "source": "cat", "target": "dog"}},
+        "42": {"class_type": "AttnEdit_ApplyEditDirection", "inputs": {
+            "conditioning": ["22", 0], "edit_direction": ["41", 0], "strength": 1.0}},
+        "43": {"class_type": "AttnEdit_SaveEditDirection", "inputs": {"edit_direction": ["41", 0], "name": "cat_to_dog"}},
+        "30": {"class_type": "AttnEdit_CrossAttnGuidedSampler", "inputs": {
+            "model": ["1", 0], "positive": ["22", 0], "edit_positive": ["42", 0], "negative": ["4", 0],
+            "latent": ["3", 0], "steps": 50, "scheduler": "ddim_uniform", "cfg": 5.0, "xa_guidance": 0.15,
+            "mode": "synthetic (latent = empty, seeded noise)", "seed": 0}},
+        "6": {"class_type": "VAEDecode", "inputs": {"samples": ["30", 0], "vae": ["1", 2]}},
+        "7": {"class_type": "VAEDecode", "inputs": {"samples": ["30", 1], "vae": ["1", 2]}},
+        "8": {"class_type": "SaveImage", "inputs": {"images": ["6", 0], "filename_prefix": "attn_edit/p2pzero_syn_edit"}},
+        "9": {"class_type": "SaveImage", "inputs": {"images": ["7", 0], "filename_prefix": "attn_edit/p2pzero_syn_rec"}},
+    },
     "p2p_attention_maps": {
         "1": _loader(),
         "2": {"class_type": "AttnEdit_AttentionMaps", "inputs": {
@@ -169,12 +212,18 @@ def to_ui(api: dict, node_classes: dict) -> dict:
                     widgets.append("image")
                 continue
             link_id = None
+            widget_input = kind in WIDGET_TYPES  # a widget fed by a link (e.g. a caption STRING)
+            if widget_input:
+                widgets.append(opts.get("default", ""))
             if _is_link(value):
                 link_id = len(links) + 1
                 src, slot = value
                 links.append([link_id, int(src), slot, int(node_id), len(inputs), kind])
                 outputs.setdefault((src, slot), []).append(link_id)
-            inputs.append({"name": name, "type": kind, "link": link_id})
+            entry = {"name": name, "type": kind, "link": link_id}
+            if widget_input:
+                entry["widget"] = {"name": name}
+            inputs.append(entry)
         row = rows.setdefault(depth[node_id], 0)
         rows[depth[node_id]] += 1
         names = getattr(cls, "RETURN_NAMES", None) or cls.RETURN_TYPES

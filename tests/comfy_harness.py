@@ -65,6 +65,9 @@ class Comfy:
         for pack in (REPO, TEST_PACK):
             if not asyncio.run(nodes.load_custom_node(str(pack))):
                 raise RuntimeError(f"ComfyUI's loader failed to load {pack}")
+        for name in ("blip", "edit_directions"):  # keep test models and saved directions out of the checkout
+            (self.tmp / "models" / name).mkdir(parents=True, exist_ok=True)
+            folder_paths.add_model_folder_path(name, str(self.tmp / "models" / name), is_default=True)
         self.nodes = nodes
         import execution
 

@@ -71,7 +71,9 @@ class Capture(io.ComfyNode):
             is_output_node=True,
             inputs=[io.String.Input("name"), io.Latent.Input("latent", optional=True),
                     io.Image.Input("image", optional=True), io.String.Input("text", optional=True, force_input=True),
-                    io.Sigmas.Input("sigmas", optional=True), io.Model.Input("model", optional=True)],
+                    io.Sigmas.Input("sigmas", optional=True), io.Model.Input("model", optional=True),
+                    io.Conditioning.Input("conditioning", optional=True),
+                    io.Custom("EDIT_DIRECTION").Input("direction", optional=True)],
             outputs=[],
         )
 
@@ -80,8 +82,8 @@ class Capture(io.ComfyNode):
         return float("nan")
 
     @classmethod
-    def execute(cls, name, latent=None, image=None, text=None, sigmas=None, model=None):
-        CAPTURED[name] = {"latent": latent, "image": image, "text": text, "sigmas": sigmas, "model": model}
+    def execute(cls, name, **values):
+        CAPTURED[name] = values
         return io.NodeOutput()
 
 

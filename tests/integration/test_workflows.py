@@ -9,7 +9,8 @@ from tests.comfy_harness import REPO
 
 
 def on_tiny_models(api: dict, layout: str = "sd15", size: int = 128, steps: int = 3) -> dict:
-    """The same graph with the checkpoint loader swapped for tiny random models and a short schedule."""
+    """The same graph with the checkpoint loader swapped for tiny random models (and the tiny BLIP) and a short
+    schedule."""
     api = json.loads(json.dumps(api))
     for node in api.values():
         if node["class_type"] == "CheckpointLoaderSimple":
@@ -18,7 +19,19 @@ def on_tiny_models(api: dict, layout: str = "sd15", size: int = 128, steps: int 
             node["inputs"].update(width=size, height=size)
         if "steps" in node["inputs"]:
             node["inputs"]["steps"] = steps
+        if node["class_type"] == "AttnEdit_BLIPCaption":
+            node["inputs"]["blip_model"] = "tiny"
     return api
+
+
+@pytest.fixture(scope="module", autouse=True)
+def tiny_blip(comfy):
+    from tests.tiny_blip import make_tiny_blip
+
+    path = comfy.tmp / "models" / "blip" / "tiny"
+    if not (path / "config.json").exists():
+        make_tiny_blip(path)
+    return path
 
 
 def test_committed_workflows_match_their_specs(comfy):
