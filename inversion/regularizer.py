@@ -192,10 +192,25 @@ class RegularizerStats:
     skipped_kl: int = 0  # KL updates skipped: NaN/Inf loss or gradient
     ac_loss: float | None = None  # last auto-correlation loss evaluated (before its update)
     kl_loss: float | None = None  # kl_loss of the returned eps
+    clipped: int = 0  # updates cut down to the size of eps (runaway steps)
 
     @property
     def skipped(self) -> int:
         return self.skipped_ac + self.skipped_kl
+
+
+# Small latents, flat regions and noise far from unit scale make these mean-based gradients explode (the
+# official loop has no guard; other projects report NaNs). An update is clipped to the size of the noise map
+# itself: ordinary SD noise never comes near the bound, a runaway step is cut down instead of diverging.
+MAX_STEP_RATIO = 1.0
+
+
+def _clip_step(step: Tensor, e: Tensor) -> tuple[Tensor, Tensor]:
+    """(step scaled to RMS <= MAX_STEP_RATIO * RMS(e), whether it was scaled); no host sync."""
+    size = step.pow(2).mean().sqrt()
+    bound = MAX_STEP_RATIO * e.pow(2).mean().sqrt()
+    clipped = size > bound
+    return torch.where(clipped, step * (bound / size.clamp_min(1e-30)), step), clipped
 
 
 def regularize_noise(
@@ -212,7 +227,8 @@ def regularize_noise(
     reg_steps times: ac_rolls sequential updates e -= lambda_ac * (grad auto_corr_loss / ac_rolls),
     each with fresh rolls, then one update e -= lambda_kl * grad kl_loss. A term with lambda <= 0
     is left out (as officially); both <= 0, or reg_steps <= 0, return eps itself, bit-identical.
-    An update whose loss or gradient is NaN/Inf is skipped and counted. generator: a seeded
+    An update whose loss or gradient is NaN/Inf is skipped, one larger than eps itself is clipped to
+    that size; both are counted. generator: a seeded
     torch.Generator for reproducible runs, explicit ints (reg_steps * ac_rolls * C * levels, in
     official draw order), or None (torch's global RNG). Returns eps in its input dtype.
     """
@@ -231,6 +247,7 @@ def regularize_noise(
             table = table.to(e.device)
         ok_ac: list[Tensor] = []
         ok_kl: list[Tensor] = []
+        clips: list[Tensor] = []
         ac_last = None
         for step in range(reg_steps):
             if use_ac:  # indices for this step's ac_rolls evaluations, [ac_rolls, C, 4T]
@@ -239,20 +256,26 @@ def regularize_noise(
                 ac_last, grad = plan.loss_and_grad(e, index[k])
                 # one finiteness test for loss and gradient, no host sync (a sum of finite
                 # values this small cannot overflow)
+                step_ac, was_clipped = _clip_step(lambda_ac * (grad / ac_rolls), e)  # ddim_inv.py:121-122
                 ok_ac.append(torch.isfinite(ac_last + grad.sum()))
-                e = torch.where(ok_ac[-1], e - lambda_ac * (grad / ac_rolls), e)  # ddim_inv.py:121-122
+                clips.append(was_clipped)
+                e = torch.where(ok_ac[-1], e - step_ac, e)
             if use_kl:
                 loss, grad = _kl_loss_and_grad(e)
+                step_kl, was_clipped = _clip_step(lambda_kl * grad, e)  # ddim_inv.py:127-128
                 ok_kl.append(torch.isfinite(loss + grad.sum()))
-                e = torch.where(ok_kl[-1], e - lambda_kl * grad, e)  # ddim_inv.py:127-128
+                clips.append(was_clipped)
+                e = torch.where(ok_kl[-1], e - step_kl, e)
         # one host sync for all statistics
         nan = e.new_full((), float("nan"))
         summary = torch.stack(
             [torch.stack(ok_ac).sum().to(e.dtype) if ok_ac else nan,
              torch.stack(ok_kl).sum().to(e.dtype) if ok_kl else nan,
              ac_last if ac_last is not None else nan,
-             kl_loss(e)]
+             kl_loss(e),
+             torch.stack(clips).sum().to(e.dtype) if clips else e.new_zeros(())]
         ).tolist()
+        stats.clipped = int(summary[4])
         stats.skipped_ac = len(ok_ac) - int(summary[0]) if ok_ac else 0
         stats.skipped_kl = len(ok_kl) - int(summary[1]) if ok_kl else 0
         stats.updates = len(ok_ac) + len(ok_kl) - stats.skipped

@@ -88,7 +88,7 @@ class DDIMInvertRegularized(io.ComfyNode):
             log.warning("%s: inverting with cfg %g: DDIM inversion is exact only for the conditional prediction "
                         "(cfg 1); expect the reconstruction to drift.", node, cfg)
         sigmas = schedule(model, steps, scheduler)
-        regularize, stats = None, {"updates": 0, "skipped": 0}
+        regularize, stats = None, {"updates": 0, "skipped": 0, "clipped": 0}
         if reg_steps > 0 and (lambda_ac > 0 or lambda_kl > 0):
             generator = torch.Generator().manual_seed(seed)
 
@@ -96,13 +96,14 @@ class DDIMInvertRegularized(io.ComfyNode):
                 out, s = regularize_noise(eps, lambda_ac, lambda_kl, reg_steps, ac_rolls, generator=generator)
                 stats["updates"] += s.updates
                 stats["skipped"] += s.skipped
+                stats["clipped"] += s.clipped
                 return out
 
         x_T = ddim_invert(model, latent, positive, negative, cfg, sigmas, regularize, seed)
-        if stats["skipped"]:
-            log.warning("%s: the regularizer skipped %d of %d updates because of NaN/Inf (flat regions or fp16); "
-                        "the inversion continued without them.", node, stats["skipped"],
-                        stats["skipped"] + stats["updates"])
+        if stats["skipped"] or stats["clipped"]:
+            log.warning("%s: the regularizer skipped %d of %d updates because of NaN/Inf and cut %d runaway updates "
+                        "down to the noise's own size (flat regions, small latents or fp16).", node,
+                        stats["skipped"], stats["skipped"] + stats["updates"], stats["clipped"])
         out = {k: v for k, v in latent.items() if k not in ("samples", "noise_mask")}
         out["samples"] = x_T
         return io.NodeOutput(out, sigmas)

@@ -242,6 +242,22 @@ def to_ui(api: dict, node_classes: dict) -> dict:
             "links": links, "groups": [], "config": {}, "extra": {}, "version": 0.4}
 
 
+def on_tiny_models(api: dict, layout: str = "sd15", size: int = 128, steps: int = 3) -> dict:
+    """The same graph with the checkpoint loader swapped for tiny random models (and the tiny BLIP 'tiny') and
+    a short schedule: what the tests and the no-checkpoint demo run."""
+    api = json.loads(json.dumps(api))
+    for node in api.values():
+        if node["class_type"] == "CheckpointLoaderSimple":
+            node["class_type"], node["inputs"] = "AttnEditTest_TinyModels", {"layout": layout, "seed": 0}
+        if node["class_type"] == "EmptyLatentImage":
+            node["inputs"].update(width=size, height=size)
+        if "steps" in node["inputs"]:
+            node["inputs"]["steps"] = steps
+        if node["class_type"] == "AttnEdit_BLIPCaption":
+            node["inputs"]["blip_model"] = "tiny"
+    return api
+
+
 def render_all(node_classes: dict) -> dict[str, str]:
     """relative path -> file text, for every spec in both formats."""
     files = {}

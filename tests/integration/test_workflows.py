@@ -4,24 +4,8 @@ import json
 import pytest
 import torch
 
-from scripts.workflows import SPECS, render_all
+from scripts.workflows import SPECS, on_tiny_models, render_all
 from tests.comfy_harness import REPO
-
-
-def on_tiny_models(api: dict, layout: str = "sd15", size: int = 128, steps: int = 3) -> dict:
-    """The same graph with the checkpoint loader swapped for tiny random models (and the tiny BLIP) and a short
-    schedule."""
-    api = json.loads(json.dumps(api))
-    for node in api.values():
-        if node["class_type"] == "CheckpointLoaderSimple":
-            node["class_type"], node["inputs"] = "AttnEditTest_TinyModels", {"layout": layout, "seed": 0}
-        if node["class_type"] == "EmptyLatentImage":
-            node["inputs"].update(width=size, height=size)
-        if "steps" in node["inputs"]:
-            node["inputs"]["steps"] = steps
-        if node["class_type"] == "AttnEdit_BLIPCaption":
-            node["inputs"]["blip_model"] = "tiny"
-    return api
 
 
 @pytest.fixture(scope="module", autouse=True)

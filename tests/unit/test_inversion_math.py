@@ -503,3 +503,16 @@ def test_null_text_early_stop_and_validation():
     assert len(n_uncond) == 10 * (3 + 1)
     with pytest.raises(ValueError, match="trajectory"):
         optimize_null_embeddings(eps_cond, eps_uncond, traj[1:], desc, UNCOND0)
+
+
+def test_runaway_updates_are_clipped_not_exploding():
+    """Official update on an 8x8 latent with noise of scale 5 runs away to 1e18 within 30 updates."""
+    from inversion.regularizer import regularize_noise
+
+    eps = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0)) * 5
+    out, stats = regularize_noise(eps, 20, 20, 5, 5, generator=torch.Generator().manual_seed(0))
+    assert torch.isfinite(out).all() and out.abs().max() < 10 * eps.abs().max()
+    assert stats.clipped > 0 and stats.skipped == 0
+    calm, calm_stats = regularize_noise(torch.randn(1, 4, 64, 64, generator=torch.Generator().manual_seed(1)),
+                                        generator=torch.Generator().manual_seed(0))
+    assert calm_stats.clipped == 0, "ordinary unit noise must never reach the bound"
