@@ -42,6 +42,12 @@ def test_api_workflow_runs(comfy, name, layout):
     result = comfy.run(on_tiny_models(json.loads((REPO / "workflows" / "api" / f"{name}.json").read_text()), layout))
     saved = [img for out in result["outputs"].values() for img in out.get("images", [])]
     assert saved, "the workflow saved no image"
+    import numpy as np
+    from PIL import Image
+
+    for img in saved:  # a NaN latent decodes to a constant black image
+        pixels = np.asarray(Image.open(comfy.tmp / "output" / img.get("subfolder", "") / img["filename"]))
+        assert pixels.std() > 0, f"{img['filename']} is a constant image (NaN upstream?)"
 
 
 def test_attention_maps_grid_has_a_tile_per_token(comfy):
