@@ -79,6 +79,7 @@ def guided_sample(model, positive, edit_positive, negative, latent, sigmas, cfg:
             if callback is not None:
                 callback({"x": x_edit, "i": i, "sigma": s, "sigma_hat": s, "denoised": d_edit})
         outputs["reference"] = unet_model.process_latent_out(x_ref.to(torch.float32))
+        stats["reference_map_bytes"] = sum(t.numel() * t.element_size() for t in run.data["reference"].values())
         return x_edit
 
     conds = {"positive": positive, "negative": negative, "edit": edit_positive}

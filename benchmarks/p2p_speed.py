@@ -19,7 +19,7 @@ CASES = [
 ]
 
 
-def run(comfy, layout: str, size: int, steps: int, repeats: int) -> list[tuple[str, float, float, float]]:
+def run(comfy, layout: str, size: int, steps: int, repeats: int, cases=None) -> list[tuple[str, float, float, float]]:
     import nodes
 
     from tests.comfy_test_pack.tiny_models import build_clip, build_model
@@ -38,7 +38,7 @@ def run(comfy, layout: str, size: int, steps: int, repeats: int) -> list[tuple[s
 
     prepared = []
     with torch.inference_mode():
-        for name, mode, options in CASES:
+        for name, mode, options in [c for c in CASES if cases is None or c[0] in cases]:
             tgt = refine_target if mode == "refine" else target
             out = p2p.run_p2p(f"bench {name}", mode, model, clip, latent, source, [tgt], word_schedule="",
                               reweight="", **{"blend_words": "", "blend_threshold": 0.3, "blend_start": 0.0,

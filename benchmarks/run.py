@@ -36,13 +36,31 @@ def main():
     comfy.utils.PROGRESS_BAR_ENABLED = False
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, cpu count {os.cpu_count()}")
     header = ("case", "plain s", "P2P s", "ratio")
-    configs = [("tiny SD1.5 layout, 256x256, 8 euler steps, batch 2 prompts x cfg", "sd15", 256, 8, opts.repeats)]
+    configs = [("tiny SD1.5 layout, 256x256, 8 euler steps, batch 2 prompts x cfg", "sd15", 256, 8, opts.repeats,
+                None)]
     if not opts.quick:
-        configs.append(("full-width SD1.5 layout (random weights), 256x256, 3 euler steps", "sd15_full", 256, 3,
-                        max(1, opts.repeats - 1)))
-    for title, layout, size, steps, repeats in configs:
-        rows = p2p_speed.run(host, layout, size, steps, repeats)
+        configs.append(("full-width SD1.5 layout (random weights), 256x256, 3 euler steps", "sd15_full", 256, 3, 2,
+                        {"replace (inside windows)", "replace + local blend", "after the windows (patches idle)"}))
+    for title, layout, size, steps, repeats, cases in configs:
+        rows = p2p_speed.run(host, layout, size, steps, repeats, cases)
         print(table(f"P2P KSampler vs plain KSampler on the same batch — {title}", header, rows), flush=True)
+
+    from benchmarks import inversion_and_guidance as ig
+
+    runs = [("tiny SD1.5 layout, 256x256, 20 steps", "sd15", 256, 20, True, True)]
+    if not opts.quick:
+        runs.append(("full-width SD1.5 layout (random weights), 256x256, 4 steps", "sd15_full", 256, 4, False, False))
+    for title, layout, size, steps, nti, quality in runs:
+        rows, recon = ig.run(host, layout, size, steps, nti, quality)
+        print(table(f"Inversion and pix2pix-zero costs — {title}", ("case", "baseline s", "method s", "ratio"), rows),
+              flush=True)
+        if recon:
+            print(table(f"Reconstruction of a 256x256 latent — {title}", ("method", "latent MSE", "decoded PSNR dB"),
+                        recon), flush=True)
+    seconds = [("tiny CLIP (3 layers, width 64)", ig.direction_seconds(host, "sd15"))]
+    if not opts.quick:
+        seconds.append(("CLIP-L size (12 layers, width 768, random weights)", ig.direction_seconds(host, "sd15_full")))
+    print(table("AttnEdit_EditDirection on 1000 + 1000 sentences", ("text encoder", "seconds"), seconds), flush=True)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ UNET_CONFIGS = {
 
 # The benchmark model: SD1.5's real UNet widths (860 M parameters) with random weights.
 UNET_CONFIGS["sd15_full"] = dict(UNET_CONFIGS["sd15"], model_channels=320, channel_mult=[1, 2, 4, 4], context_dim=768)
-CLIP_FULL_WIDTH = dict(CLIP_L, hidden_size=768, intermediate_size=1536, num_attention_heads=12, projection_dim=768)
+CLIP_FULL_WIDTH: dict = {}  # no override: ComfyUI's own sd1_clip_config.json, the real CLIP-L (123 M parameters)
 
 VAE_PARAMS = {"ddconfig": {"double_z": True, "z_channels": 4, "resolution": 256, "in_channels": 3, "out_ch": 3,
                            "ch": 32, "ch_mult": [1, 1, 1, 1], "num_res_blocks": 1, "attn_resolutions": [],

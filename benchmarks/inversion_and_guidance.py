@@ -1,0 +1,98 @@
+"""Inversion and pix2pix-zero costs and reconstruction quality, side by side in one run.
+
+- regularized DDIM inversion / plain DDIM inversion (target <= 1.2)
+- null-text inversion / plain DDIM inversion (reported; the official costs up to ~10 UNet fwd+bwd per step)
+- cross-attention guided sampler / plain sampling of the same steps (target <= 3.5) and its stored-map memory
+- reconstruction error of plain DDIM (cfg 1, cfg 7.5), negative-prompt inversion and null-text (cfg 7.5):
+  latent MSE and decoded PSNR
+- EditDirection on 1000 sentences (seconds)
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+
+
+def _timed(fn):
+    start = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - start
+
+
+def _latent(size: int, seed: int = 5) -> dict:
+    import torch.nn.functional as F
+
+    g = torch.Generator().manual_seed(seed)
+    coarse = F.interpolate(torch.randn(1, 4, max(1, size // 32), max(1, size // 32), generator=g),
+                           size=(size // 8, size // 8), mode="bicubic", align_corners=False)
+    return {"samples": 2.0 * coarse + 0.3 * torch.randn(1, 4, size // 8, size // 8, generator=g)}
+
+
+def _psnr(vae, a, b) -> float:
+    ia, ib = vae.decode(a), vae.decode(b)
+    mse = float(((ia - ib) ** 2).mean())
+    return 10 * math.log10(1.0 / max(mse, 1e-12))
+
+
+def run(comfy, layout: str, size: int, steps: int, with_null_text: bool, with_quality: bool):
+    import nodes
+
+    from tests.comfy_test_pack.tiny_models import build_clip, build_model, build_vae
+
+    inv = comfy.pack("nodes.inversion")
+    pz = comfy.pack("nodes.pix2pix_zero")
+    clip_prompts = comfy.pack("nodes.clip_prompts")
+    adapter = comfy.pack("inversion.comfy_adapter")
+    model, clip, vae = build_model(layout, 0), build_clip(layout, 0), build_vae(0)
+    latent = _latent(size)
+    caption = clip_prompts.encode_rows(clip, ["a photo of a cat sitting on a mat"])
+    edit = clip_prompts.encode_rows(clip, ["a photo of a dog sitting on a mat"])
+    empty = clip_prompts.encode_rows(clip, [""])
+    rows, quality = [], []
+    with torch.inference_mode():
+        sigmas = adapter.schedule(model, steps, "ddim_uniform")
+        regular = inv.DDIMInvertRegularized
+        regular.execute(model, latent, caption, 2, 0.0, 0.0, 5, 5, 1.0)  # warm-up
+        (plain_T, _), t_plain = _timed(lambda: regular.execute(model, latent, caption, steps, 0.0, 0.0, 5, 5, 1.0).result)
+        _, t_reg = _timed(lambda: regular.execute(model, latent, caption, steps, 20.0, 20.0, 5, 5, 1.0).result)
+        rows.append(("regularized DDIM inversion / plain DDIM inversion", t_plain, t_reg, t_reg / t_plain))
+        if with_null_text:
+            (nti_model, nti_T, _), t_nti = _timed(lambda: inv.NullTextInversion.execute(
+                model, latent, caption, empty, steps, 7.5, 10, 1e-5).result)
+            rows.append(("null-text inversion (10 inner) / plain DDIM inversion", t_plain, t_nti, t_nti / t_plain))
+
+        def sample_back(m, x_T, cfg, negative):
+            return nodes.common_ksampler(m, 0, steps, cfg, "euler", "ddim_uniform", caption, negative, x_T,
+                                         disable_noise=True)[0]["samples"]
+
+        _, t_sample = _timed(lambda: sample_back(model, plain_T, 5.0, caption))
+        (edit_out, _), t_guided = _timed(lambda: pz.CrossAttnGuidedSampler.execute(
+            model, caption, edit, caption, plain_T, 5.0, 0.1, sigmas=sigmas).result)
+        rows.append(("cross-attention guided sampler / plain sampling (cfg 5)", t_sample, t_guided,
+                     t_guided / t_sample))
+        if with_quality:
+            x0 = latent["samples"]
+            cases = [("plain DDIM, cfg 1", model, plain_T, 1.0, empty),
+                     ("plain DDIM, cfg 7.5", model, plain_T, 7.5, empty),
+                     ("negative-prompt inversion, cfg 7.5", model, plain_T, 7.5, caption)]
+            if with_null_text:
+                cases.append(("null-text inversion, cfg 7.5", nti_model, nti_T, 7.5, empty))
+            for name, m, x_T, cfg, negative in cases:
+                rec = sample_back(m, x_T, cfg, negative)
+                quality.append((name, float(((rec - x0) ** 2).mean()), _psnr(vae, rec, x0)))
+    return rows, quality
+
+
+def direction_seconds(comfy, layout: str, n: int = 1000) -> float:
+    """AttnEdit_EditDirection on n source + n target sentences."""
+    from tests.comfy_test_pack.tiny_models import build_clip
+
+    pz = comfy.pack("nodes.pix2pix_zero")
+    clip = build_clip(layout, 0)
+    source = "\n".join(f"a photo of a cat number {i}" for i in range(n))
+    target = "\n".join(f"a photo of a dog number {i}" for i in range(n))
+    with torch.inference_mode():
+        _, seconds = _timed(lambda: pz.EditDirection.execute(clip, source, target))
+    return seconds
