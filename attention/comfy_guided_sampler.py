@@ -6,7 +6,7 @@ Per step (sigma s -> s'):
   2. guidance: one forward of x_edit with the edit conditioning under autograd, the map distance to the
      reference, its gradient w.r.t. x_edit, and x_edit -= λ (1 + s²) ∇ (the official SGD step acts on the
      UNet input x_vp = x / sqrt(1 + s²); in k-diffusion units that scales the gradient by 1 + s²);
-  3. edit: CFG denoise of the updated x_edit with the edit conditioning (maps measured, not stored);
+  3. edit: CFG denoise of the updated x_edit with the edit conditioning;
   4. DDIM (Euler) step of both branches.
 Follows the paper: the gradient comes from the edited (positive) branch's maps. The official code
 (edit_pipeline.py:129-160) runs the grad pass on both CFG halves and keeps the *unconditional* half's update.
@@ -67,12 +67,15 @@ def guided_sample(model, positive, edit_positive, negative, latent, sigmas, cfg:
             s = sig[i] * x.new_ones([x.shape[0]])
             run.data["mode"] = RECORD
             d_ref = denoise(conds["positive"], x_ref, s)
-            if scale > 0:
+            if scale > 0:  # its loss is this step's map distance: no separate measurement needed
                 x_edit = _guidance_step(unet_model, conds["edit"], x_edit, s, float(sig[i]), scale, model_options,
                                         run, stats)
-            run.data.update(mode=MEASURE, distance=0.0)
+                run.data["mode"] = OFF
+            else:
+                run.data.update(mode=MEASURE, distance=0.0)
             d_edit = denoise(conds["edit"], x_edit, s)
-            stats["distances"].append(run.data["distance"])
+            if scale == 0:
+                stats["distances"].append(run.data["distance"])
             run.data["mode"] = OFF
             x_ref = _ddim(x_ref, d_ref, sig[i], sig[i + 1])
             x_edit = _ddim(x_edit, d_edit, sig[i], sig[i + 1])
@@ -106,6 +109,7 @@ def _guidance_step(unet_model, edit_cond, x_edit, s, sigma: float, scale: float,
         if loss is None or not torch.isfinite(loss):
             stats["skipped"] += 1
             return x_edit
+        stats["distances"].append(float(loss))
         (grad,) = torch.autograd.grad(loss, x_in)
         if not torch.isfinite(grad).all():
             stats["skipped"] += 1

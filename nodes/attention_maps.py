@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from ..attention.comfy_patch import UnsupportedModelError, patch_model
+from ..attention.comfy_patch import patch_model
 from ..attention.maps import LEVELS, MapRecorder, render_token_grid
-from ..attention.p2p_plan import InputError
+from .checks import require_unet
 from .clip_prompts import _sd_tokenizer, encode_rows, prompt_tokens
 
 NODE = "AttnEdit_AttentionMaps"
@@ -48,12 +48,10 @@ class AttentionMaps(io.ComfyNode):
                 vae=None, tile_size=128, columns=8):
         import nodes
 
+        require_unet(NODE, model)
         pt = prompt_tokens(clip, prompt, NODE, "prompt")
         recorder = MapRecorder(NODE, LEVELS[resolution])
-        try:
-            patched = patch_model(model, recorder)
-        except UnsupportedModelError as e:
-            raise InputError(NODE, "model", str(e)) from None
+        patched = patch_model(model, recorder)
         positive = encode_rows(clip, [prompt])
         negative_cond = encode_rows(clip, [negative])
         (out,) = nodes.common_ksampler(patched, seed, steps, cfg, sampler_name, scheduler, positive, negative_cond,

@@ -13,25 +13,10 @@ from comfy_api.latest import io
 from ..attention.p2p_plan import InputError
 from ..inversion.comfy_adapter import attach_null_text, ddim_invert, null_text_invert, schedule
 from ..inversion.regularizer import regularize_noise
+from .checks import require_latent, require_unet
 
 log = logging.getLogger("comfyui-attention-edit")
 CATEGORY = "attention_edit/inversion"
-
-
-def _check_latent(node: str, model, latent: dict) -> None:
-    from ..attention.comfy_patch import UnsupportedModelError, unet_of
-
-    try:
-        unet_of(model)
-    except UnsupportedModelError as e:
-        raise InputError(node, "model", str(e)) from None
-    samples = latent["samples"]
-    channels = model.model.latent_format.latent_channels
-    if samples.ndim != 4 or samples.shape[1] != channels:
-        raise InputError(node, "latent", f"the latent has shape {tuple(samples.shape)} but this model works on "
-                                         f"{channels}-channel image latents; VAE-encode the image with this model's VAE.")
-    if not torch.isfinite(samples).all():
-        raise InputError(node, "latent", "the latent contains NaN or Inf values.")
 
 
 def _check_steps(node: str, steps: int) -> None:
@@ -80,7 +65,8 @@ class DDIMInvertRegularized(io.ComfyNode):
     def execute(cls, model, latent, positive, steps, lambda_ac, lambda_kl, reg_steps, ac_rolls, cfg, negative=None,
                 scheduler="ddim_uniform", seed=0):
         node = "AttnEdit_DDIMInvertRegularized"
-        _check_latent(node, model, latent)
+        require_unet(node, model)
+        require_latent(node, model, latent)
         _check_steps(node, steps)
         if cfg > 1.0 and negative is None:
             raise InputError(node, "negative", f"cfg {cfg} needs a negative conditioning; connect one or use cfg 1.")
@@ -88,17 +74,17 @@ class DDIMInvertRegularized(io.ComfyNode):
             log.warning("%s: inverting with cfg %g: DDIM inversion is exact only for the conditional prediction "
                         "(cfg 1); expect the reconstruction to drift.", node, cfg)
         sigmas = schedule(model, steps, scheduler)
-        regularize, stats = None, {"updates": 0, "skipped": 0, "clipped": 0}
-        if reg_steps > 0 and (lambda_ac > 0 or lambda_kl > 0):
-            generator = torch.Generator().manual_seed(seed)
+        stats = {"updates": 0, "skipped": 0, "clipped": 0}
+        generator = torch.Generator().manual_seed(seed)
 
-            def regularize(eps, step):
-                out, s = regularize_noise(eps, lambda_ac, lambda_kl, reg_steps, ac_rolls, generator=generator)
-                stats["updates"] += s.updates
-                stats["skipped"] += s.skipped
-                stats["clipped"] += s.clipped
-                return out
+        def regularize_step(eps, step):
+            out, s = regularize_noise(eps, lambda_ac, lambda_kl, reg_steps, ac_rolls, generator=generator)
+            stats["updates"] += s.updates
+            stats["skipped"] += s.skipped
+            stats["clipped"] += s.clipped
+            return out
 
+        regularize = regularize_step if reg_steps > 0 and (lambda_ac > 0 or lambda_kl > 0) else None
         x_T = ddim_invert(model, latent, positive, negative, cfg, sigmas, regularize, seed)
         if stats["skipped"] or stats["clipped"]:
             log.warning("%s: the regularizer skipped %d of %d updates because of NaN/Inf and cut %d runaway updates "
@@ -140,10 +126,9 @@ class NullTextInversion(io.ComfyNode):
         import comfy.utils
 
         node = "AttnEdit_NullTextInversion"
-        _check_latent(node, model, latent)
+        require_unet(node, model)
+        require_latent(node, model, latent, single=True)
         _check_steps(node, steps)
-        if latent["samples"].shape[0] != 1:
-            raise InputError(node, "latent", "null-text inversion inverts one image; give a batch-1 latent.")
         sigmas = schedule(model, steps, scheduler)
         pbar = comfy.utils.ProgressBar(len(sigmas) - 1)
         x_T, plan, losses = null_text_invert(model, latent, positive, negative, cfg, sigmas, inner_steps, early_stop,
@@ -152,7 +137,7 @@ class NullTextInversion(io.ComfyNode):
         out = {k: v for k, v in latent.items() if k not in ("samples", "noise_mask")}
         out["samples"] = x_T
         return io.NodeOutput(attach_null_text(model, plan), out, sigmas,
-                             ui={"text": [f"null-text loss per step: " + ", ".join(f"{v:.2e}" for v in losses)]})
+                             ui={"text": ["null-text loss per step: " + ", ".join(f"{v:.2e}" for v in losses)]})
 
 
 NODES = [DDIMInvertRegularized, NullTextInversion]

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from ..attention.comfy_patch import UnsupportedModelError, patch_model
+from ..attention.comfy_patch import patch_model
 from ..attention.options import parse_prompt_lines
 from ..attention.p2p_editor import P2PEditor
 from ..attention.p2p_plan import InputError, build_plan
+from .checks import require_latent, require_unet
 from .clip_prompts import encode_rows, prompt_tokens
 
 CATEGORY = "attention_edit/prompt_to_prompt"
@@ -64,14 +65,9 @@ def _schema(node_id: str, display_name: str, description: str, reweight_node: bo
 
 
 def _batched_latent(node: str, latent: dict, n: int, model) -> dict:
+    """One row per prompt, all with the same noise (batch_index repeated)."""
+    require_latent(node, model, latent, single=True)
     samples = latent["samples"]
-    if samples.shape[0] != 1:
-        raise InputError(node, "latent", f"got a batch of {samples.shape[0]} latents; give one latent (batch 1). "
-                                         "The node makes one row per prompt itself, all with the same noise.")
-    channels = model.model.latent_format.latent_channels
-    if samples.shape[1] != channels:
-        raise InputError(node, "latent", f"the latent has {samples.shape[1]} channels but the model expects "
-                                         f"{channels}; encode the image with this model's VAE.")
     out = {**latent, "samples": samples.repeat(n, *([1] * (samples.ndim - 1)))}
     out["batch_index"] = [latent.get("batch_index", [0])[0]] * n  # one noise draw shared by every row
     if "noise_mask" in latent and latent["noise_mask"] is not None and latent["noise_mask"].shape[0] == 1:
@@ -82,47 +78,48 @@ def _batched_latent(node: str, latent: dict, n: int, model) -> dict:
 def run_p2p(node: str, mode: str, model, clip, latent, source_prompt: str, target_prompts: list[str],
             cross_replace: float, self_replace: float, word_schedule: str, reweight: str, blend_words: str,
             blend_threshold: float, blend_start: float):
+    require_unet(node, model)
     source = prompt_tokens(clip, source_prompt, node, "source_prompt" if mode != "reweight" else "prompt")
     targets = [prompt_tokens(clip, p, node, "target_prompts" if mode != "reweight" else "prompt")
                for p in target_prompts]
     plan = build_plan(node, mode, source, targets, cross_replace, self_replace, word_schedule or "",
                       reweight or "", blend_words or "", blend_threshold, blend_start)
-    try:
-        patched = patch_model(model, P2PEditor(plan))
-    except UnsupportedModelError as e:
-        raise InputError(node, "model", str(e)) from None
+    patched = patch_model(model, P2PEditor(plan))
     positive = encode_rows(clip, [source_prompt, *target_prompts])
     return io.NodeOutput(patched, positive, _batched_latent(node, latent, plan.n_prompts, model))
 
 
-class P2PReplace(io.ComfyNode):
+class _PromptPairNode(io.ComfyNode):
+    """Replace and Refine share inputs and execution; they differ in how tokens are aligned."""
+
+    NODE_ID = MODE = ""
+
+    @classmethod
+    def execute(cls, model, clip, latent, source_prompt, target_prompts, cross_replace, self_replace,
+                word_schedule="", reweight="", blend_words="", blend_threshold=0.3, blend_start=0.0):
+        return run_p2p(cls.NODE_ID, cls.MODE, model, clip, latent, source_prompt, parse_prompt_lines(target_prompts),
+                       cross_replace, self_replace, word_schedule, reweight, blend_words, blend_threshold,
+                       blend_start)
+
+
+class P2PReplace(_PromptPairNode):
+    NODE_ID, MODE = "AttnEdit_P2PReplace", "replace"
+
     @classmethod
     def define_schema(cls):
-        return _schema("AttnEdit_P2PReplace", "P2P Word Swap (Replace)",
+        return _schema(cls.NODE_ID, "P2P Word Swap (Replace)",
                        "Prompt-to-Prompt word swap: the edited prompts have the same words as the source "
                        "except swapped ones; the source's attention keeps layout and identity.")
 
-    @classmethod
-    def execute(cls, model, clip, latent, source_prompt, target_prompts, cross_replace, self_replace,
-                word_schedule="", reweight="", blend_words="", blend_threshold=0.3, blend_start=0.0):
-        return run_p2p("AttnEdit_P2PReplace", "replace", model, clip, latent, source_prompt,
-                       parse_prompt_lines(target_prompts), cross_replace, self_replace, word_schedule, reweight,
-                       blend_words, blend_threshold, blend_start)
 
+class P2PRefine(_PromptPairNode):
+    NODE_ID, MODE = "AttnEdit_P2PRefine", "refine"
 
-class P2PRefine(io.ComfyNode):
     @classmethod
     def define_schema(cls):
-        return _schema("AttnEdit_P2PRefine", "P2P Refine (add or change phrases)",
+        return _schema(cls.NODE_ID, "P2P Refine (add or change phrases)",
                        "Prompt-to-Prompt refinement: edited prompts may add or change phrases; tokens are "
                        "aligned to the source (Needleman-Wunsch) and aligned tokens take the source's maps.")
-
-    @classmethod
-    def execute(cls, model, clip, latent, source_prompt, target_prompts, cross_replace, self_replace,
-                word_schedule="", reweight="", blend_words="", blend_threshold=0.3, blend_start=0.0):
-        return run_p2p("AttnEdit_P2PRefine", "refine", model, clip, latent, source_prompt,
-                       parse_prompt_lines(target_prompts), cross_replace, self_replace, word_schedule, reweight,
-                       blend_words, blend_threshold, blend_start)
 
 
 class P2PReweight(io.ComfyNode):

@@ -5,8 +5,8 @@ import logging
 
 from comfy_api.latest import io
 
-from ..attention.comfy_patch import UnsupportedModelError, unet_of
 from ..attention.p2p_plan import InputError
+from .checks import require_latent, require_unet
 
 log = logging.getLogger("comfyui-attention-edit")
 CATEGORY = "attention_edit/pix2pix_zero"
@@ -55,19 +55,11 @@ class CrossAttnGuidedSampler(io.ComfyNode):
         from ..inversion.comfy_adapter import schedule
 
         node = "AttnEdit_CrossAttnGuidedSampler"
-        try:
-            unet_of(model)
-        except UnsupportedModelError as e:
-            raise InputError(node, "model", str(e)) from None
+        require_unet(node, model)
         if xa_guidance < 0:
             raise InputError(node, "xa_guidance", "must be >= 0 (0 turns guidance off).")
+        require_latent(node, model, latent, single=True)
         samples = latent["samples"]
-        channels = model.model.latent_format.latent_channels
-        if samples.ndim != 4 or samples.shape[1] != channels:
-            raise InputError(node, "latent", f"the latent has shape {tuple(samples.shape)} but this model works on "
-                                             f"{channels}-channel latents; use this model's VAE / inversion.")
-        if samples.shape[0] != 1:
-            raise InputError(node, "latent", "give one latent (batch 1).")
         if sigmas is None:
             sigmas = schedule(model, steps, scheduler)
         noise = None

@@ -75,7 +75,7 @@ def main() -> int:
 
 def _html(rows, checkpoint) -> str:
     model = html.escape(checkpoint) if checkpoint else "tiny random-weight models (mechanics only, images are noise)"
-    parts = [f"<html><head><meta charset='utf-8'><title>comfyui-attention-edit examples</title></head><body>",
+    parts = ["<html><head><meta charset='utf-8'><title>comfyui-attention-edit examples</title></head><body>",
              f"<h1>comfyui-attention-edit example workflows</h1><p>Model: {model}</p>"]
     for name, status, seconds, images in rows:
         parts.append(f"<h2>{html.escape(name)}</h2><p>{html.escape(status)} ({seconds:.1f} s)</p><p>")

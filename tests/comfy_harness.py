@@ -69,6 +69,12 @@ class Comfy:
             (self.tmp / "models" / name).mkdir(parents=True, exist_ok=True)
             folder_paths.add_model_folder_path(name, str(self.tmp / "models" / name), is_default=True)
         self.nodes = nodes
+        import comfy.model_management
+        import comfy.utils
+
+        # as main.py does: every progress update checks for an interrupt request
+        comfy.utils.set_progress_bar_global_hook(
+            lambda *args, **kwargs: comfy.model_management.throw_exception_if_processing_interrupted())
         import execution
 
         self.execution = execution

@@ -114,3 +114,48 @@ def test_two_edits_from_one_model_are_independent_and_reruns_repeat(comfy):
     assert torch.equal(first[0], second[0]) and not torch.equal(first[1], second[1])
     again, rerun = sample(comfy, p2p_workflow(), fresh=False)  # cached: nothing re-runs, same result
     assert rerun is None and torch.equal(again, alone)
+
+
+def test_an_interrupted_run_leaves_the_next_run_correct(comfy, monkeypatch):
+    import comfy.model_management as mm
+
+    reference, _ = sample(comfy, p2p_workflow(blend_words="cat | dog"))
+    editor = comfy.pack("attention.p2p_editor").P2PEditor
+    original = editor.cross_attention
+    calls = {"n": 0}
+
+    def interrupting(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 20:  # mid-sampling, after run state and blend maps exist
+            mm.interrupt_current_processing(True)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(editor, "cross_attention", interrupting)
+    comfy.reset_cache()
+    result = comfy.run(p2p_workflow(blend_words="cat | dog"), expect_success=False)
+    assert any(e == "execution_interrupted" for e, _ in result["messages"]), result["messages"][-1]
+    monkeypatch.setattr(editor, "cross_attention", original)
+    again, run = sample(comfy, p2p_workflow(blend_words="cat | dog"))
+    assert torch.equal(again, reference) and run["blend_applied"] > 0
+
+
+@pytest.mark.parametrize("width, height", [(72, 136), (200, 96)])
+def test_non_square_sizes_not_multiple_of_64(comfy, width, height):
+    out, run = sample(comfy, p2p_workflow(width=width, height=height, targets="a cat sitting on a mat",
+                                          blend_words="cat"))
+    assert out.shape[-2:] == (height // 8, width // 8)
+    assert (out[0] - out[1]).abs().max() < 1e-4 and run["blend_applied"] > 0
+
+
+def test_ksampler_advanced_and_sampler_custom_take_the_p2p_outputs(comfy):
+    wf = p2p_workflow()
+    edited, _ = sample(comfy, wf)
+    adv = p2p_workflow()
+    inputs = adv["6"]["inputs"]
+    adv["6"] = {"class_type": "KSamplerAdvanced", "inputs": {
+        "model": inputs["model"], "add_noise": "enable", "noise_seed": inputs["seed"], "steps": inputs["steps"],
+        "cfg": inputs["cfg"], "sampler_name": "euler", "scheduler": "normal", "positive": inputs["positive"],
+        "negative": inputs["negative"], "latent_image": inputs["latent_image"], "start_at_step": 0,
+        "end_at_step": 10000, "return_with_leftover_noise": "disable"}}
+    advanced, run = sample(comfy, adv)
+    assert torch.equal(advanced, edited) and run["edited_cross_calls"] > 0

@@ -1,6 +1,5 @@
 """Bad P2P inputs fail with a message naming the node, the input and the fix; nothing is left patched."""
 import pytest
-import torch
 
 from tests.integration.conftest import p2p_workflow, sample
 

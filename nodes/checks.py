@@ -1,0 +1,27 @@
+"""Input checks shared by the nodes: each failure names the node, the input and the fix."""
+from __future__ import annotations
+
+import torch
+
+from ..attention.comfy_patch import UnsupportedModelError, unet_of
+from ..attention.p2p_plan import InputError
+
+
+def require_unet(node: str, model) -> None:
+    try:
+        unet_of(model)
+    except UnsupportedModelError as e:
+        raise InputError(node, "model", str(e)) from None
+
+
+def require_latent(node: str, model, latent: dict, single: bool = False) -> None:
+    """The latent is this model family's (channel count), finite, and (if `single`) one image."""
+    samples = latent["samples"]
+    channels = model.model.latent_format.latent_channels
+    if samples.ndim != 4 or samples.shape[1] != channels:
+        raise InputError(node, "latent", f"the latent has shape {tuple(samples.shape)} but this model works on "
+                                         f"{channels}-channel latents; encode the image with this model's VAE.")
+    if single and samples.shape[0] != 1:
+        raise InputError(node, "latent", f"got a batch of {samples.shape[0]} latents; give one latent (batch 1).")
+    if not torch.isfinite(samples).all():
+        raise InputError(node, "latent", "the latent contains NaN or Inf values.")
