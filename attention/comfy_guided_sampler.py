@@ -109,7 +109,7 @@ def _guidance_step(unet_model, edit_cond, x_edit, s, sigma: float, scale: float,
         if loss is None or not torch.isfinite(loss):
             stats["skipped"] += 1
             return x_edit
-        stats["distances"].append(float(loss))
+        stats["distances"].append(float(loss.detach()))
         (grad,) = torch.autograd.grad(loss, x_in)
         if not torch.isfinite(grad).all():
             stats["skipped"] += 1
