@@ -18,7 +18,7 @@ import math
 
 import torch
 
-from ..inversion.comfy_adapter import identity_weight_wrappers, run_in_sampler
+from ..inversion.comfy_adapter import autograd_safe, run_in_sampler
 from .comfy_patch import RUN_KEY, patch_model
 from .guidance import GRAD, MEASURE, OFF, RECORD, GuidanceEditor
 
@@ -44,8 +44,7 @@ def guided_sample(model, positive, edit_positive, negative, latent, sigmas, cfg:
     import comfy.samplers
 
     scale = xa_guidance * (V_PREDICTION_FACTOR if _is_v_prediction(model) else 1.0)
-    base = identity_weight_wrappers(model) if scale > 0 else model
-    patched = patch_model(base, GuidanceEditor())
+    patched = patch_model(model, GuidanceEditor())
     stats = {"distances": [], "skipped": 0, "clipped": 0, "xa_effective": scale}
     outputs = {}
 
@@ -103,7 +102,8 @@ def _guidance_step(unet_model, edit_cond, x_edit, s, sigma: float, scale: float,
     with torch.inference_mode(False), torch.enable_grad():
         x_in = x_edit.detach().clone().requires_grad_(True)
         run.data.update(mode=GRAD, loss=None)
-        comfy.samplers.calc_cond_batch(unet_model, [edit_cond], x_in, s.detach().clone(), model_options)
+        with autograd_safe():
+            comfy.samplers.calc_cond_batch(unet_model, [edit_cond], x_in, s.detach().clone(), model_options)
         loss = run.data["loss"]
         run.data.update(mode=OFF, loss=None)
         if loss is None or not torch.isfinite(loss):

@@ -4,10 +4,13 @@ so conditioning, model loading, wrappers and latent scaling are ComfyUI's (refer
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 
 import torch
+
+from torch.utils._pytree import tree_map
 
 from .ddim import SIGMA_FLOOR, eps_from_denoised, invert
 from .null_text import optimize_null_embeddings
@@ -94,18 +97,35 @@ def _with_crossattn(conds: list, embedding: torch.Tensor) -> list:
     return out
 
 
-def identity_weight_wrappers(model):
-    """A clone whose forwards use fresh (non-inference) weight copies, so gradients can flow through the
-    UNet without touching the shared model (recipe B, reference/comfyui-api.md §3.7)."""
-    m = model.clone()
-    for key in m.model.state_dict():
-        if key.startswith("diffusion_model.") and (key.endswith(".weight") or key.endswith(".bias")):
-            m.add_weight_wrapper(key, _identity)
-    return m
+class autograd_safe(torch.overrides.TorchFunctionMode):
+    """Lets gradients flow through a ComfyUI model without touching it.
+
+    ComfyUI builds models inside torch.inference_mode(), so every weight is an inference tensor, which autograd
+    refuses to save for backward (reference/comfyui-api.md §3.7). Inside this mode (use it together with
+    inference_mode(False) and enable_grad) every inference tensor that reaches a torch function is replaced by a
+    normal copy for that call only: the weights are copied during the gradient pass alone, the shared model and
+    its ModelPatcher stay exactly as they are, and no-grad passes run at full speed.
+    """
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if any(map(_has_inference, args)) or any(map(_has_inference, kwargs.values())):
+            args, kwargs = tree_map(_normal_tensor, (args, kwargs))
+        return func(*args, **kwargs)
 
 
-def _identity(weight):
-    return weight
+def _has_inference(value) -> bool:
+    if isinstance(value, torch.Tensor):
+        return value.is_inference()
+    if isinstance(value, (list, tuple)):
+        return any(map(_has_inference, value))
+    return False
+
+
+def _normal_tensor(value):
+    if isinstance(value, torch.Tensor) and value.is_inference():
+        return value.clone()
+    return value
 
 
 @dataclass
@@ -124,7 +144,6 @@ class NullTextSchedule:
 def null_text_invert(model, latent, positive, negative, cfg: float, sigmas: torch.Tensor, inner_steps: int,
                      early_stop: float, progress=None, seed=0):
     """Returns (x_T in VAE units, NullTextSchedule, per-step losses)."""
-    grad_model = identity_weight_wrappers(model)
     result = {}
 
     def body(model_k, x, sig, extra_args, callback):
@@ -137,7 +156,8 @@ def null_text_invert(model, latent, positive, negative, cfg: float, sigmas: torc
         negative_conds = guider.conds["negative"]
 
         def eps_with(conds, xx, s):
-            (denoised,) = comfy.samplers.calc_cond_batch(base_model, [conds], xx, s, model_options)
+            with autograd_safe() if torch.is_grad_enabled() else contextlib.nullcontext():
+                (denoised,) = comfy.samplers.calc_cond_batch(base_model, [conds], xx, s, model_options)
             return eps_from_denoised(xx, denoised, s)
 
         def denoise_cond(xx, s):
@@ -153,7 +173,7 @@ def null_text_invert(model, latent, positive, negative, cfg: float, sigmas: torc
         result["embeddings"], result["losses"] = embeddings, losses
         return x_T
 
-    x_T = run_in_sampler(grad_model, latent, {"positive": positive, "negative": negative}, cfg, flipped(sigmas),
+    x_T = run_in_sampler(model, latent, {"positive": positive, "negative": negative}, cfg, flipped(sigmas),
                          body, seed=seed)
     embeddings = torch.stack([e[0] if e.ndim == 3 else e for e in result["embeddings"]]).cpu()
     return x_T, NullTextSchedule(sigmas[:-1].clone().float(), embeddings), result["losses"]

@@ -516,3 +516,26 @@ def test_runaway_updates_are_clipped_not_exploding():
     calm, calm_stats = regularize_noise(torch.randn(1, 4, 64, 64, generator=torch.Generator().manual_seed(1)),
                                         generator=torch.Generator().manual_seed(0))
     assert calm_stats.clipped == 0, "ordinary unit noise must never reach the bound"
+
+
+def test_autograd_safe_lets_gradients_through_inference_weights_without_touching_them():
+    import pytest
+
+    from inversion.comfy_adapter import autograd_safe
+
+    with torch.inference_mode():
+        layer = torch.nn.Linear(4, 3)
+        x = torch.randn(2, 4)
+    assert layer.weight.is_inference()
+    with torch.inference_mode(False), torch.enable_grad():
+        xg = x.clone().requires_grad_(True)
+        with pytest.raises(RuntimeError):
+            layer(xg).pow(2).sum().backward()
+        xg = x.clone().requires_grad_(True)
+        with autograd_safe():
+            loss = layer(xg).pow(2).sum()
+        (grad,) = torch.autograd.grad(loss, xg)
+    with torch.no_grad():
+        expected = 2 * (x @ layer.weight.T + layer.bias) @ layer.weight
+    assert torch.allclose(grad, expected, atol=1e-6)
+    assert layer.weight.is_inference() and layer.weight.grad is None
