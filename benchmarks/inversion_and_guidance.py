@@ -21,6 +21,32 @@ def _timed(fn):
     return out, time.perf_counter() - start
 
 
+def _peak_rss_mb(fn):
+    """(result, peak resident-memory growth in MB while fn ran), sampled every 10 ms (CPU runs)."""
+    import threading
+
+    import psutil
+
+    proc = psutil.Process()
+    base = proc.memory_info().rss
+    peak = [base]
+    done = threading.Event()
+
+    def watch():
+        while not done.is_set():
+            peak[0] = max(peak[0], proc.memory_info().rss)
+            done.wait(0.01)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    try:
+        out = fn()
+    finally:
+        done.set()
+        thread.join()
+    return out, (peak[0] - base) / 2**20
+
+
 def _latent(size: int, seed: int = 5) -> dict:
     import torch.nn.functional as F
 
@@ -67,11 +93,15 @@ def run(comfy, layout: str, size: int, steps: int, with_null_text: bool, with_qu
             return nodes.common_ksampler(m, 0, steps, cfg, "euler", "ddim_uniform", caption, negative, x_T,
                                          disable_noise=True)[0]["samples"]
 
-        _, t_sample = _timed(lambda: sample_back(model, plain_T, 5.0, caption))
-        (edit_out, _), t_guided = _timed(lambda: pz.CrossAttnGuidedSampler.execute(
-            model, caption, edit, caption, plain_T, 5.0, 0.1, sigmas=sigmas).result)
+        guided = comfy.pack("attention.comfy_guided_sampler").guided_sample
+        (_, t_sample), mb_sample = _peak_rss_mb(lambda: _timed(lambda: sample_back(model, plain_T, 5.0, caption)))
+        ((_, _, stats), t_guided), mb_guided = _peak_rss_mb(lambda: _timed(
+            lambda: guided(model, caption, edit, caption, plain_T, sigmas, 5.0, 0.1)))
         rows.append(("cross-attention guided sampler / plain sampling (cfg 5)", t_sample, t_guided,
                      t_guided / t_sample))
+        rows.append(("  peak RSS growth MB: guided / plain", mb_sample, mb_guided, mb_guided / max(mb_sample, 1e-9)))
+        rows.append(("  reference maps held by the guided sampler, MB (one step)", 0.0,
+                     stats["reference_map_bytes"] / 2**20, float("nan")))
         if with_quality:
             x0 = latent["samples"]
             cases = [("plain DDIM, cfg 1", model, plain_T, 1.0, empty),
