@@ -85,21 +85,25 @@ def scale_values(weights: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     return (v.reshape(e, copies, MAX_TOKENS, c) * weights.to(v)[:, None, :, None]).reshape(e, tokens, c)
 
 
+def row_kinds(a: torch.Tensor, b: torch.Tensor) -> tuple[list[bool], list[bool]]:
+    """Per edited row: (attends with the source's q/k only, is untouched). One host sync; compute once per step."""
+    return (b == 0).all(dim=1).tolist(), ((a == 0).all(dim=1) & (b == 1).all(dim=1)).tolist()
+
+
 def mix_cross_attention(q, k, v, attend, chunk_starts: list[int], mappers: torch.Tensor, a: torch.Tensor,
-                        b: torch.Tensor):
+                        b: torch.Tensor, kinds: tuple[list[bool], list[bool]] | None = None):
     """Cross-attention output with every positive chunk's rows 1.. edited from its row 0.
 
     q [B, HW, inner], k/v [B, T, inner]; chunk_starts: first row of each positive chunk (rows of a chunk are
     the prompts: source first); mappers [E, 77, 77]; a, b [E, 77]. `attend(q, k, v)` is the attention
-    function (ComfyUI's optimized_attention with heads bound)."""
+    function (ComfyUI's optimized_attention with heads bound); `kinds` is row_kinds(a, b), if already known."""
     n_edits = mappers.shape[0]
     if not chunk_starts or n_edits == 0:
         return attend(q, k, v)
     fold_tokens(v)
     q2, k2, v2 = q.clone(), k.clone(), v.clone()
     extra_q, extra_k, extra_v, extra_rows = [], [], [], []
-    source_only = (b == 0).all(dim=1).tolist()
-    untouched = ((a == 0).all(dim=1) & (b == 1).all(dim=1)).tolist()
+    source_only, untouched = kinds if kinds is not None else row_kinds(a, b)
     for start in chunk_starts:
         rows = torch.arange(start + 1, start + 1 + n_edits)
         mapped = map_values(mappers, a, v[rows])

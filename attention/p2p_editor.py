@@ -11,7 +11,7 @@ import torch
 
 from .comfy_patch import AttentionEditor, RunState, plain_attention
 from .edits import (attention_probabilities, cross_coefficients, inject_self_attention, mix_cross_attention,
-                    self_window_active, token_maps)
+                    row_kinds, self_window_active, token_maps)
 from .local_blend import apply_blend, blend_mask, word_maps
 from .p2p_plan import P2PPlan
 
@@ -45,11 +45,14 @@ class P2PEditor(AttentionEditor):
         return step.chunk_rows(0)
 
     def _coefficients(self, run: RunState, device):
+        """(a, b, mappers, row kinds) for this step, computed once per step and device (not per layer)."""
         step = run.step
         cached = run.data.get("coefficients")
         if cached is None or cached[0] != (step.index, step.total, device):
             a, b = cross_coefficients(self.plan.rows, step.index, step.total)
-            cached = ((step.index, step.total, device), a.to(device), b.to(device), self.plan.mappers.to(device))
+            kinds = row_kinds(a, b)
+            cached = ((step.index, step.total, device), a.to(device), b.to(device), self.plan.mappers.to(device),
+                      kinds)
             run.data["coefficients"] = cached
         return cached[1:]
 
@@ -69,15 +72,15 @@ class P2PEditor(AttentionEditor):
             return plain_attention(q, k, v, heads, extra_options)
         if self.plan.blend_tokens is not None and run.layer(extra_options).level == edit_level(run):
             self._accumulate_blend_maps(q, k, heads, extra_options, run, starts[0])
-        a, b, mappers = self._coefficients(run, q.device)
-        if bool((a == 0).all()) and bool((b == 1).all()):
+        a, b, mappers, kinds = self._coefficients(run, q.device)
+        if all(kinds[1]):  # every edited row is outside its windows: plain attention
             return plain_attention(q, k, v, heads, extra_options)
         run.data["summary"]["edited_cross_calls"] += 1
 
         def attend(q_, k_, v_):
             return plain_attention(q_, k_, v_, heads, extra_options)
 
-        return mix_cross_attention(q, k, v, attend, starts, mappers, a, b)
+        return mix_cross_attention(q, k, v, attend, starts, mappers, a, b, kinds)
 
     def _accumulate_blend_maps(self, q, k, heads, extra_options, run: RunState, start: int):
         rows = list(range(start, start + self.plan.n_prompts))
