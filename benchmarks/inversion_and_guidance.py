@@ -68,7 +68,6 @@ def run(comfy, layout: str, size: int, steps: int, with_null_text: bool, with_qu
     from tests.comfy_test_pack.tiny_models import build_clip, build_model, build_vae
 
     inv = comfy.pack("nodes.inversion")
-    pz = comfy.pack("nodes.pix2pix_zero")
     clip_prompts = comfy.pack("nodes.clip_prompts")
     adapter = comfy.pack("inversion.comfy_adapter")
     model, clip, vae = build_model(layout, 0), build_clip(layout, 0), build_vae(0)
