@@ -15,13 +15,22 @@ from .edits import (attention_probabilities, cross_coefficients, inject_self_att
 from .local_blend import apply_blend, blend_mask, word_maps
 from .p2p_plan import P2PPlan
 
-# P2P's "16×16 at 512 px on SD1.x" = latent/4: two halvings below the latent. SDXL at 1024 px has its
-# 32² layers there too (its deepest level), so selecting by level gives the equivalent layers.
+# Official P2P injects self-attention and reads local-blend maps where a layer has at most 16² tokens
+# (ptp_utils / prompt-to-prompt_stable.ipynb: `attn.shape[2] <= 16 ** 2`), which at SD1.x 512 px is latent/4,
+# two halvings below the latent. Larger latents keep latent/4 (SDXL's 32² layers at 1024 px, its deepest
+# level: equivalent layers, not an absolute size); smaller latents keep the official absolute bound, so a
+# 16x16 latent (the demo model, SD1.x at 128 px) edits every level as the official code would.
 INJECTION_LEVEL = 2
+OFFICIAL_MAX_TOKENS = 16 ** 2
 
 
-def edit_level(run: RunState) -> int:
-    return min(INJECTION_LEVEL, run.max_level)
+def edit_level(run: RunState, extra_options: dict) -> int:
+    h, w = extra_options["activations_shape"][-2:]
+    latent_tokens = h * w * 4 ** run.layer(extra_options).level
+    level = 0
+    while level < INJECTION_LEVEL and latent_tokens / 4 ** level > OFFICIAL_MAX_TOKENS:
+        level += 1
+    return min(level, run.max_level)
 
 
 class P2PEditor(AttentionEditor):
@@ -58,7 +67,7 @@ class P2PEditor(AttentionEditor):
 
     def self_attention(self, q, k, v, heads, extra_options, run: RunState):
         step = run.step
-        if (run.layer(extra_options).level >= edit_level(run)
+        if (run.layer(extra_options).level >= edit_level(run, extra_options)
                 and self_window_active(self.plan.self_start, self.plan.self_end, step.index, step.total)):
             starts = self._check_layout(run)
             if starts:
@@ -70,7 +79,7 @@ class P2PEditor(AttentionEditor):
         starts = self._check_layout(run)
         if not starts:
             return plain_attention(q, k, v, heads, extra_options)
-        if self.plan.blend_tokens is not None and run.layer(extra_options).level == edit_level(run):
+        if self.plan.blend_tokens is not None and run.layer(extra_options).level == edit_level(run, extra_options):
             self._accumulate_blend_maps(q, k, heads, extra_options, run, starts[0])
         a, b, mappers, kinds = self._coefficients(run, q.device)
         if all(kinds[1]):  # every edited row is outside its windows: plain attention

@@ -90,7 +90,7 @@ def test_cfg_one_and_split_cond_uncond_calls(comfy, monkeypatch):
     monkeypatch.setattr(mm, "get_free_memory", tight)
     split, run = sample(comfy, p2p_workflow())
     assert run["unet_calls"] == 2 * 4
-    assert torch.allclose(split, batched, atol=1e-5)
+    assert torch.allclose(split, batched, rtol=1e-4, atol=1e-4)  # values reach 1e2 on random weights
 
 
 def test_long_negative_prompt_does_not_shift_tokens(comfy):
