@@ -1,6 +1,7 @@
-"""Run the benchmarks and print their tables. Usage: bash benchmarks/run.sh [--quick]
+"""Run the benchmarks and print their tables. Usage: bash benchmarks/run.sh [--quick | --quality [--trials N]]
 
 --quick: the tiny model only (seconds). Default adds the full-width SD1.5 layout at 256x256 (minutes on a CPU).
+--quality: edit quality on the shipped demo model (benchmarks/quality.py), N trials per row (default 24).
 """
 from __future__ import annotations
 
@@ -23,7 +24,14 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quality", action="store_true")
+    parser.add_argument("--trials", type=int, default=24)
     opts = parser.parse_args()
+    if opts.quality:
+        from benchmarks import quality as quality_table
+
+        print(quality_table.run(opts.trials), flush=True)
+        return
 
     from benchmarks import p2p_speed
     from tests.comfy_harness import Comfy

@@ -156,3 +156,29 @@ def parse_caption(text: str) -> Scene:
     bg = _BG_RE.search(text)
     background = bg.group(1).replace("grey", "gray") if bg else None
     return Scene([Obj(m.group(3), m.group(2), m.group(1)) for m in _OBJ_RE.finditer(text)], background)
+
+
+def place(objects: list[Obj], rng: np.random.Generator, tries: int = 2000) -> list[Obj]:
+    """The objects at random non-overlapping positions (sorted left to right), sizes and colours kept."""
+    for _ in range(tries):
+        placed: list[Obj] = []
+        for o in objects:
+            lo = EDGE_MARGIN + SIZES[o.size] / 2
+            p = Obj(o.shape, o.colour, o.size, float(rng.uniform(lo, 1 - lo)), float(rng.uniform(lo, 1 - lo)))
+            if not all(_fits(p, q) for q in placed):
+                break
+            placed.append(p)
+        else:
+            return sorted(placed, key=lambda o: o.cx)
+    raise ValueError(f"could not place {len(objects)} objects without overlap")
+
+
+def scene_from_caption(text: str, rng: np.random.Generator) -> Scene:
+    """A drawable scene for a caption: missing sizes, colours and background drawn from rng, positions too."""
+    parsed = parse_caption(text)
+    if not 1 <= len(parsed.objects) <= 2:
+        raise ValueError(f"found {len(parsed.objects)} objects in {text!r}; name one or two of "
+                         f"{', '.join(SHAPES)} (e.g. 'a large red circle on a gray background')")
+    objects = [Obj(o.shape, o.colour or _choice(rng, list(COLOURS)), o.size or _choice(rng, list(SIZES)))
+               for o in parsed.objects]
+    return Scene(place(objects, rng), parsed.background or _choice(rng, list(BACKGROUNDS)))

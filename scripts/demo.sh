@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set the pack up (virtual environment with ComfyUI's requirements) and run every example workflow headless
-# in real ComfyUI ($COMFYUI_PATH, default ~/ComfyUI), writing demo_output/report.html.
+# in real ComfyUI ($COMFYUI_PATH, default ~/ComfyUI) on the shipped demo model, writing demo_output/grid.png
+# and demo_output/report.html.
 # Arguments go to scripts/run_examples.py, e.g. --checkpoint v1-5-pruned-emaonly.safetensors
 set -euo pipefail
 cd "$(dirname "$0")/.."

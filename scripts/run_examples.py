@@ -1,12 +1,14 @@
-"""Run every example workflow headless in real ComfyUI and write the images plus an HTML report.
+"""Run the example workflows headless in real ComfyUI; write the images, grid.png and report.html.
 
-    bash scripts/demo.sh                                   # tiny random-weight models (mechanics only)
+    bash scripts/demo.sh                                   # the demo_* workflows on the shipped demo model
     bash scripts/demo.sh --checkpoint v1-5-pruned-emaonly.safetensors [--blip blip-image-captioning-base]
+    bash scripts/demo.sh --tiny                            # SD workflows on tiny random models (mechanics)
 
-With --checkpoint the workflows run as shipped (50 steps, 512 px) on that file from ComfyUI's
-models/checkpoints; workflows that need a BLIP folder are skipped unless --blip names one in models/blip.
-Without it they run on tiny random-weight models built from ComfyUI's own classes: the images are noise,
-but every node, patch and sampler path runs exactly as it would on a real model.
+By default the demo_* workflows run as shipped on the pack's own small trained model (AttnEdit_Demo-
+ModelLoader, 128 px, 20 steps): real before/after edits in about a minute on a CPU. With --checkpoint the
+SD1.5 workflows run as shipped (50 steps, 512 px) on that file from ComfyUI's models/checkpoints;
+workflows that need a BLIP folder are skipped unless --blip names one in models/blip. With --tiny they run
+on tiny random-weight models: the images are noise, but every node and sampler path runs.
 """
 from __future__ import annotations
 
@@ -26,26 +28,29 @@ def main() -> int:
     parser.add_argument("--checkpoint", help="a checkpoint file name in ComfyUI's models/checkpoints")
     parser.add_argument("--blip", help="a BLIP folder name in models/blip (for the pix2pix-zero real-image workflow)")
     parser.add_argument("--out", default=str(REPO / "demo_output"), help="where images and report.html go")
-    parser.add_argument("--only", nargs="*", help="workflow names to run (default: all)")
+    parser.add_argument("--tiny", action="store_true", help="SD workflows on tiny random-weight models")
+    parser.add_argument("--only", nargs="*", help="workflow names to run (default: all of the chosen set)")
     opts = parser.parse_args()
 
     import os
 
     out = Path(opts.out).resolve()
     os.environ.setdefault("ATTN_EDIT_TEST_TMP", str(out / ".comfy"))
-    from scripts.workflows import SPECS, on_tiny_models
+    from scripts.workflows import DEMO_SPECS, SPECS, on_tiny_models
     from tests.comfy_harness import Comfy
 
-    comfy = Comfy()
+    comfy = Comfy(pytorch_attention=True)
     import folder_paths
 
     folder_paths.set_output_directory(str(out))
-    if opts.checkpoint is None:
+    if opts.tiny:
         from tests.tiny_blip import make_tiny_blip
 
         make_tiny_blip(comfy.tmp / "models" / "blip" / "tiny")
     rows = []
-    for name in opts.only or sorted(SPECS):
+    demo = not (opts.checkpoint or opts.tiny)
+    chosen = opts.only or [n for n in SPECS if (n in DEMO_SPECS) == demo]
+    for name in chosen:
         api = json.loads((REPO / "workflows" / "api" / f"{name}.json").read_text())
         if opts.checkpoint:
             needs_blip = any(n["class_type"] == "AttnEdit_BLIPCaption" for n in api.values())
@@ -57,26 +62,56 @@ def main() -> int:
                     node["inputs"]["ckpt_name"] = opts.checkpoint
                 if node["class_type"] == "AttnEdit_BLIPCaption":
                     node["inputs"]["blip_model"] = opts.blip
-        else:
+        elif opts.tiny:
             api = on_tiny_models(api, size=256, steps=10)
         comfy.reset_cache()
         start = time.perf_counter()
         result = comfy.run(api, expect_success=False)
         seconds = time.perf_counter() - start
-        images = [img for o in result.get("outputs", {}).values() for img in o.get("images", [])]
+        images = sorted((img for o in result.get("outputs", {}).values() for img in o.get("images", [])),
+                        key=_image_order)
         status = "ok" if result["ok"] else "failed: " + str(result["error"].get("exception_message", result["error"]))
         rows.append((name, status, seconds, images))
         print(f"{name:32s} {status[:70]:70s} {seconds:6.1f} s  {len(images)} image(s)", flush=True)
+    model = (opts.checkpoint or ("tiny random-weight models (mechanics only, images are noise)" if opts.tiny
+                                 else "the pack's demo model (AttnEdit_DemoModelLoader)"))
+    grid = _grid(out, rows)
     report = out / "report.html"
-    report.write_text(_html(rows, opts.checkpoint))
+    report.write_text(_html(rows, model, grid))
+    print(f"grid:   {grid}")
     print(f"\nreport: {report}")
     return 0 if all(r[1] == "ok" or r[1].startswith("skipped") for r in rows) else 1
 
 
-def _html(rows, checkpoint) -> str:
-    model = html.escape(checkpoint) if checkpoint else "tiny random-weight models (mechanics only, images are noise)"
+def _image_order(img: dict) -> tuple:
+    """Inputs first, then reconstructions, then the sampler's batch (source row, then edits)."""
+    name = img["filename"]
+    return (0 if "input" in name else 1 if "_rec" in name else 2, name)
+
+
+def _grid(out: Path, rows, tile: int = 160, label: int = 200) -> Path:
+    """One row per workflow: its name, then every saved image (input / source first, then the edits)."""
+    from PIL import Image, ImageDraw
+
+    width = label + tile * max([len(r[3]) for r in rows] + [1])
+    grid = Image.new("RGB", (width, tile * max(len(rows), 1)), "white")
+    draw = ImageDraw.Draw(grid)
+    for i, (name, status, _, images) in enumerate(rows):
+        draw.text((8, i * tile + tile // 2 - 12), f"{name}\n{status[:24]}", fill="black")
+        for j, img in enumerate(images):
+            path = out / img.get("subfolder", "") / img["filename"]
+            pic = Image.open(path).convert("RGB").resize((tile - 8, tile - 8), Image.NEAREST)
+            grid.paste(pic, (label + j * tile + 4, i * tile + 4))
+    path = out / "grid.png"
+    grid.save(path)
+    return path
+
+
+def _html(rows, model, grid) -> str:
     parts = ["<html><head><meta charset='utf-8'><title>comfyui-attention-edit examples</title></head><body>",
-             f"<h1>comfyui-attention-edit example workflows</h1><p>Model: {model}</p>"]
+             f"<h1>comfyui-attention-edit example workflows</h1><p>Model: {html.escape(model)}</p>",
+             "<p>Each row: input image (real-image workflows), then the source / reconstruction, then the edits."
+             f"</p><p><img src='{html.escape(grid.name)}'></p>"]
     for name, status, seconds, images in rows:
         parts.append(f"<h2>{html.escape(name)}</h2><p>{html.escape(status)} ({seconds:.1f} s)</p><p>")
         for img in images:

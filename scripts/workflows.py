@@ -161,6 +161,85 @@ SPECS = {
 }
 
 
+# ---- The demo model (AttnEdit_DemoModelLoader): 128 px, 20 steps, seconds on a CPU.
+DEMO_STEPS, DEMO_CFG, DEMO_SEED = 20, 7.5, 1
+DEMO_P2P = {"cross_replace": 0.8, "self_replace": 0.4, "word_schedule": "", "reweight": "", "blend_words": "",
+            "blend_threshold": 0.3, "blend_start": 0.0}
+
+
+def _demo_p2p(node, extra, title):
+    api = _p2p(node, {**DEMO_P2P, **extra}, width=128, height=128, title=f"demo/{title}")
+    api["1"] = {"class_type": "AttnEdit_DemoModelLoader", "inputs": {}}
+    api["4"]["inputs"]["text"] = ""
+    api["5"]["inputs"].update(seed=DEMO_SEED, steps=DEMO_STEPS, cfg=DEMO_CFG)
+    return api
+
+
+def _demo_real(caption, inversion, edit, title):
+    """Draw a scene (never seen in training) -> VAEEncode -> <inversion> -> P2P word swap -> SamplerCustom."""
+    api = _real_image(inversion, p2p_model=["23", 0], sampler_model=["2", 0], sigmas=["23", 2], x_T=["23", 1],
+                      cfg=DEMO_CFG, negative=["4", 0], title=f"demo/{title}")
+    api["1"] = {"class_type": "AttnEdit_DemoModelLoader", "inputs": {}}
+    api["20"] = {"class_type": "AttnEdit_DemoSceneImage", "inputs": {"caption": caption, "seed": 3, "size": 128}}
+    api["22"]["inputs"]["text"] = ["20", 1]
+    api["2"]["inputs"].update(source_prompt=caption, target_prompts=edit, **{
+        k: v for k, v in DEMO_P2P.items() if k not in ("word_schedule", "reweight", "blend_words")})
+    api["8"] = {"class_type": "SaveImage", "inputs": {"images": ["20", 0], "filename_prefix": f"demo/{title}_input"}}
+    return api
+
+
+DEMO_SPECS = {
+    "demo_shape_swap": _demo_p2p("AttnEdit_P2PReplace", {
+        "source_prompt": "a large red circle on a gray background",
+        "target_prompts": "a large red square on a gray background\na large red triangle on a gray background"},
+        "shape_swap"),
+    "demo_colour_swap": _demo_p2p("AttnEdit_P2PReplace", {
+        "source_prompt": "a large red circle on a white background",
+        "target_prompts": "a large blue circle on a white background\na large green circle on a white background"},
+        "colour_swap"),
+    "demo_refine": _demo_p2p("AttnEdit_P2PRefine", {
+        "source_prompt": "a square on a black background",
+        "target_prompts": "a yellow square on a black background\na small pink square on a black background"},
+        "refine"),
+    "demo_reweight": _demo_p2p("AttnEdit_P2PReweight", {
+        "prompt": "a large orange diamond on a white background", "reweight": "orange: -2"}, "reweight"),
+    "demo_local_blend": _demo_p2p("AttnEdit_P2PReplace", {
+        "source_prompt": "a large red circle and a small blue square on a gray background",
+        "target_prompts": "a large red triangle and a small blue square on a gray background",
+        "blend_words": "circle | triangle"}, "local_blend"),
+    "demo_real_null_text": _demo_real(
+        "a large green circle on a white background",
+        {"class_type": "AttnEdit_NullTextInversion", "inputs": {
+            "model": ["1", 0], "latent": ["21", 0], "positive": ["22", 0], "negative": ["4", 0],
+            "steps": DEMO_STEPS, "cfg": DEMO_CFG, "inner_steps": 10, "early_stop": 1e-5, "scheduler": "ddim_uniform"}},
+        "a large green square on a white background", "real_null_text"),
+    "demo_pix2pix_zero": {
+        "1": {"class_type": "AttnEdit_DemoModelLoader", "inputs": {}},
+        "20": {"class_type": "AttnEdit_DemoSceneImage", "inputs": {
+            "caption": "a large purple circle on a gray background", "seed": 5, "size": 128}},
+        "21": {"class_type": "VAEEncode", "inputs": {"pixels": ["20", 0], "vae": ["1", 2]}},
+        "22": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": ["20", 1]}},
+        "23": {"class_type": "AttnEdit_DDIMInvertRegularized", "inputs": {
+            "model": ["1", 0], "latent": ["21", 0], "positive": ["22", 0], "steps": DEMO_STEPS, "lambda_ac": 20.0,
+            "lambda_kl": 20.0, "reg_steps": 5, "ac_rolls": 5, "cfg": 1.0, "scheduler": "ddim_uniform", "seed": 0}},
+        "41": {"class_type": "AttnEdit_EditDirection", "inputs": {"clip": ["1", 1], "source": "circle",
+                                                                  "target": "square"}},
+        "42": {"class_type": "AttnEdit_ApplyEditDirection", "inputs": {
+            "conditioning": ["22", 0], "edit_direction": ["41", 0], "strength": 1.0}},
+        "30": {"class_type": "AttnEdit_CrossAttnGuidedSampler", "inputs": {
+            "model": ["1", 0], "positive": ["22", 0], "edit_positive": ["42", 0], "negative": ["22", 0],
+            "latent": ["23", 0], "sigmas": ["23", 1], "steps": DEMO_STEPS, "scheduler": "ddim_uniform", "cfg": 5.0,
+            "xa_guidance": 0.1, "mode": "real image (latent = inverted x_T)", "seed": 0}},
+        "6": {"class_type": "VAEDecode", "inputs": {"samples": ["30", 0], "vae": ["1", 2]}},
+        "7": {"class_type": "VAEDecode", "inputs": {"samples": ["30", 1], "vae": ["1", 2]}},
+        "8": {"class_type": "SaveImage", "inputs": {"images": ["20", 0], "filename_prefix": "demo/p2pzero_input"}},
+        "9": {"class_type": "SaveImage", "inputs": {"images": ["7", 0], "filename_prefix": "demo/p2pzero_rec"}},
+        "10": {"class_type": "SaveImage", "inputs": {"images": ["6", 0], "filename_prefix": "demo/p2pzero_edit"}},
+    },
+}
+SPECS.update(DEMO_SPECS)
+
+
 def _is_link(value) -> bool:
     return isinstance(value, list) and len(value) == 2 and isinstance(value[0], str)
 

@@ -42,12 +42,15 @@ class _Server:
 class Comfy:
     """A booted ComfyUI with both packs loaded."""
 
-    def __init__(self):
+    def __init__(self, pytorch_attention: bool = False):
+        """pytorch_attention: ComfyUI's --use-pytorch-cross-attention (SDPA), several times faster on a CPU than
+        the split attention ComfyUI picks there by default; the demo and the quality benchmark use it."""
         root = comfyui_path()
         sys.path.insert(0, str(root))
         from comfy.cli_args import args  # before comfy.model_management is imported (pitfall 3)
 
         args.cpu = True
+        args.use_pytorch_cross_attention = pytorch_attention
         args.output_directory = None
         import utils.install_util  # noqa: F401  before `import nodes` (comfyui-host.md §5 pitfall 2)
         import nodes

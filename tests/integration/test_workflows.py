@@ -38,6 +38,8 @@ def test_ui_workflows_are_well_formed(comfy):
 @pytest.mark.parametrize("name", sorted(SPECS))
 @pytest.mark.parametrize("layout", ["sd15", "sdxl"])
 def test_api_workflow_runs(comfy, name, layout):
+    if name.startswith("demo_") and layout != "sd15":
+        pytest.skip("demo workflows run on the demo model whatever the layout")
     comfy.reset_cache()
     result = comfy.run(on_tiny_models(json.loads((REPO / "workflows" / "api" / f"{name}.json").read_text()), layout))
     saved = [img for out in result["outputs"].values() for img in out.get("images", [])]

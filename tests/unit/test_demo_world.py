@@ -107,3 +107,29 @@ def test_analyse_accepts_uint8_and_float(dtype):
     found = analyse(img if dtype == "uint8" else img / 255.0)
     assert [(o.shape, o.colour, o.size) for o in found.objects] == [("diamond", "purple", "small")]
     assert found.background == "white"
+
+
+def test_scene_from_caption_keeps_what_the_caption_says_and_fills_the_rest():
+    import numpy as np
+
+    from demo_world.scene import SIZES, caption, parse_caption, scene_from_caption
+
+    for seed in range(30):
+        rng = np.random.default_rng(seed)
+        scene = scene_from_caption("a red circle and a large square", rng)
+        assert [(o.shape, o.colour) for o in scene.objects if o.shape == "circle"] == [("circle", "red")]
+        assert [o.size for o in scene.objects if o.shape == "square"] == ["large"]
+        assert all(o.size in SIZES and o.colour and o.cx is not None for o in scene.objects)
+        parsed = parse_caption(caption(scene))
+        assert sorted(o.shape for o in parsed.objects) == ["circle", "square"]
+
+
+def test_scene_from_caption_rejects_captions_without_one_or_two_objects():
+    import numpy as np
+    import pytest
+
+    from demo_world.scene import scene_from_caption
+
+    for text in ("a photo of a cat", "a circle, a square and a cross"):
+        with pytest.raises(ValueError, match="one or two"):
+            scene_from_caption(text, np.random.default_rng(0))

@@ -1,0 +1,322 @@
+"""Train the demo model on demo_world: VAE, then UNet + text encoder together. Deterministic, CPU.
+
+    python -m demo_model.train --out demo_model/attn_edit_demo.safetensors
+
+Phase 1 trains the autoencoder on fresh renders (MSE + a small KL), then folds a gain into quant_conv /
+post_quant_conv so the latents times SD1.5's 0.18215 have unit variance. Phase 2 renders and encodes a pool
+of scenes once and trains the UNet and the text encoder from scratch with the eps objective on SD's
+scaled-linear 1000-step schedule (Min-SNR-5 weights, Hang et al. 2023), random caption paraphrases with
+some attributes left out, 10 % empty captions for classifier-free guidance, and an EMA of the weights,
+which is what gets saved (fp16, standard SD1.x keys, the architecture in the file's metadata).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import sys
+import time
+from dataclasses import replace
+from multiprocessing import Pool
+
+import numpy as np
+import torch
+
+from demo_model import architecture as arch
+from demo_world import scene as world
+
+SD15_SCALE = 0.18215
+CAPTION_DROPOUT = 0.1
+ATTRIBUTE_DROPOUT = 0.1  # per object, each of size and colour
+
+
+def _render(args) -> np.ndarray:
+    seed, n = args
+    rng = np.random.default_rng(seed)
+    scenes = [world.random_scene(rng) for _ in range(n)]
+    return np.stack([world.render(s, arch.IMAGE_SIZE, supersample=2) for s in scenes]), scenes
+
+
+def render_pool(seed: int, n: int, chunk: int = 500, workers: int = 2):
+    """n scenes and their images [n, H, W, 3] uint8, identical for any number of workers."""
+    jobs = [(seed * 100003 + i, min(chunk, n - i * chunk)) for i in range((n + chunk - 1) // chunk)]
+    with Pool(workers) as pool:
+        parts = pool.map(_render, jobs)
+    return np.concatenate([p[0] for p in parts]), [s for p in parts for s in p[1]]
+
+
+def to_tensor(images: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
+
+
+def training_caption(scene: world.Scene, rng: np.random.Generator) -> str:
+    if rng.random() < CAPTION_DROPOUT:
+        return ""
+    objects = [replace(o, size=None if rng.random() < ATTRIBUTE_DROPOUT else o.size,
+                       colour=None if rng.random() < ATTRIBUTE_DROPOUT else o.colour) for o in scene.objects]
+    return world.random_caption(world.Scene(objects, scene.background), rng)
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+# ---------------------------------------------------------------- phase 1: autoencoder
+
+def vae_moments(ae, x):
+    mean, logvar = ae.quant_conv(ae.encoder(x)).chunk(2, dim=1)
+    return mean, logvar.clamp(-30, 20)
+
+
+def vae_decode(ae, z):
+    return ae.decoder(ae.post_quant_conv(z))
+
+
+def train_vae(ae, steps: int, batch: int, seed: int, lr: float = 2e-3, kl_weight: float = 1e-6):
+    opt = torch.optim.Adam(ae.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps, pct_start=0.05)
+    images, _ = render_pool(seed, steps * batch // 4)  # each render seen ~4 times
+    g = torch.Generator().manual_seed(seed)
+    t0 = time.time()
+    for step in range(steps):
+        idx = torch.randint(len(images), (batch,), generator=g)
+        x = to_tensor(images[idx.numpy()])
+        mean, logvar = vae_moments(ae, x)
+        z = mean + torch.exp(0.5 * logvar) * torch.randn(mean.shape, generator=g)
+        rec = vae_decode(ae, z)
+        mse = torch.mean((rec - x) ** 2)
+        kl = 0.5 * torch.mean(mean ** 2 + logvar.exp() - 1 - logvar)
+        loss = mse + kl_weight * kl
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if step % 100 == 0 or step == steps - 1:
+            psnr = 10 * math.log10(4 / max(mse.item(), 1e-10))
+            log(f"vae {step}/{steps} mse {mse.item():.5f} ({psnr:.1f} dB) kl {kl.item():.2f} "
+                f"{(step + 1) * batch / (time.time() - t0):.1f} img/s")
+
+
+@torch.no_grad()
+def normalise_latents(ae, seed: int) -> float:
+    """Fold a gain into the VAE so that (latent * 0.18215) has unit std; returns the gain."""
+    images, _ = render_pool(seed, 512)
+    mean, _ = vae_moments(ae, to_tensor(images))
+    gain = 1.0 / (SD15_SCALE * mean.std().item())
+    e = ae.embed_dim
+    ae.quant_conv.weight[:e] *= gain
+    ae.quant_conv.bias[:e] *= gain
+    ae.quant_conv.bias[e:] += 2 * math.log(gain)  # logvar of the scaled posterior
+    ae.post_quant_conv.weight /= gain
+    return gain
+
+
+# ---------------------------------------------------------------- phase 2: UNet + text encoder
+
+class Tokens:
+    """Caption -> CLIP BPE ids [77] with ComfyUI's SD1 tokenizer (cached: captions repeat)."""
+
+    def __init__(self):
+        import comfy.sd1_clip
+        self.tokenizer = comfy.sd1_clip.SD1Tokenizer()
+        self.cache: dict[str, list[int]] = {}
+
+    def __call__(self, texts: list[str]) -> torch.Tensor:
+        rows = []
+        for t in texts:
+            if t not in self.cache:
+                self.cache[t] = [int(p[0]) for p in self.tokenizer.tokenize_with_weights(t)["l"][0]]
+            rows.append(self.cache[t])
+        return torch.tensor(rows)
+
+
+def text_forward(tm, ids: torch.Tensor) -> torch.Tensor:
+    """ComfyUI's CLIPTextModel_ forward (causal mask, quick-GELU, final LN) written without its in-place
+    residual adds, which autograd cannot differentiate through. check_text_forward pins it to ComfyUI's."""
+    import torch.nn.functional as F
+
+    x = tm.embeddings.token_embedding(ids) + tm.embeddings.position_embedding.weight[: ids.shape[1]]
+    n = ids.shape[1]
+    causal = torch.full((n, n), float("-inf")).triu_(1)
+    for layer in tm.encoder.layers:
+        a = layer.self_attn
+        h = layer.layer_norm1(x)
+        q, k, v = (p(h).unflatten(-1, (a.heads, -1)).transpose(1, 2) for p in (a.q_proj, a.k_proj, a.v_proj))
+        o = F.scaled_dot_product_attention(q, k, v, attn_mask=causal).transpose(1, 2).flatten(2)
+        x = x + a.out_proj(o)
+        h = layer.mlp.fc1(layer.layer_norm2(x))
+        x = x + layer.mlp.fc2(h * torch.sigmoid(1.702 * h))
+    return tm.final_layer_norm(x)
+
+
+@torch.no_grad()
+def check_text_forward(tm, tokens: "Tokens") -> float:
+    ids = tokens(["a large red circle on a gray background", "", "a blue square and a small pink cross"])
+    ref = tm(ids)[0]
+    err = (text_forward(tm, ids) - ref).abs().max().item()
+    if err > 1e-4:
+        raise RuntimeError(f"training text forward differs from ComfyUI's by {err}")
+    return err
+
+
+def sd_alphas_cumprod() -> torch.Tensor:
+    betas = torch.linspace(0.00085 ** 0.5, 0.012 ** 0.5, 1000, dtype=torch.float64) ** 2  # scaled linear
+    return torch.cumprod(1 - betas, 0).float()
+
+
+class EMA:
+    def __init__(self, modules, decay: float):
+        self.params = [p for m in modules for p in m.parameters()]
+        self.shadow = [p.detach().clone() for p in self.params]
+        self.decay = decay
+
+    @torch.no_grad()
+    def update(self, step: int):
+        d = min(self.decay, (1 + step) / (10 + step))
+        for s, p in zip(self.shadow, self.params):
+            s.lerp_(p.detach(), 1 - d)
+
+    @torch.no_grad()
+    def copy_to_model(self):
+        for s, p in zip(self.shadow, self.params):
+            p.copy_(s)
+
+
+@torch.no_grad()
+def encode_pool(ae, images: np.ndarray, batch: int = 256) -> torch.Tensor:
+    out = [vae_moments(ae, to_tensor(images[i:i + batch]))[0] for i in range(0, len(images), batch)]
+    return torch.cat(out) * SD15_SCALE
+
+
+def train_diffusion(unet, text, latents, scenes, steps: int, batch: int, seed: int, lr: float = 1e-3,
+                    ema_decay: float = 0.999, snr_gamma: float = 5.0):
+    tokens = Tokens()
+    log(f"text forward matches ComfyUI's to {check_text_forward(text, tokens):.1e}")
+    params = list(unet.parameters()) + list(text.parameters())
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01, betas=(0.9, 0.99))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps, pct_start=0.03,
+                                                final_div_factor=20)
+    ema = EMA([unet, text], ema_decay)
+    acp = sd_alphas_cumprod()
+    snr = acp / (1 - acp)
+    weight = torch.clamp(snr, max=snr_gamma) / snr
+    g = torch.Generator().manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    t0, running = time.time(), 0.0
+    for step in range(steps):
+        idx = torch.randint(len(latents), (batch,), generator=g)
+        x0 = latents[idx]
+        ids = tokens([training_caption(scenes[i], rng) for i in idx.tolist()])
+        t = torch.randint(1000, (batch,), generator=g)
+        eps = torch.randn(x0.shape, generator=g)
+        a = acp[t].view(-1, 1, 1, 1)
+        xt = a.sqrt() * x0 + (1 - a).sqrt() * eps
+        context = text_forward(text, ids)
+        pred = unet(xt, timesteps=t.float(), context=context)
+        loss = (weight[t] * ((pred - eps) ** 2).mean(dim=(1, 2, 3))).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        sched.step()
+        ema.update(step)
+        running = 0.98 * running + 0.02 * loss.item() if step else loss.item()
+        if step % 100 == 0 or step == steps - 1:
+            rate = (step + 1) / (time.time() - t0)
+            log(f"diffusion {step}/{steps} loss {running:.4f} lr {sched.get_last_lr()[0]:.2e} "
+                f"{rate * batch:.1f} samples/s, eta {(steps - step - 1) / rate / 60:.1f} min")
+    ema.copy_to_model()
+
+
+def save(path: str, unet, clip_text, ae, meta: dict) -> None:
+    from safetensors.torch import save_file
+
+    sd = {}
+    for prefix, module in ((arch.UNET_PREFIX, unet), (arch.CLIP_PREFIX, clip_text), (arch.VAE_PREFIX, ae)):
+        for k, v in module.state_dict().items():
+            if v.is_floating_point():
+                sd[prefix + k] = v.detach().to(torch.float16).contiguous()
+    save_file(sd, path, metadata={k: json.dumps(v) for k, v in meta.items()})
+    log(f"saved {path}: {os.path.getsize(path) / 2 ** 20:.1f} MiB, {sum(v.numel() for v in sd.values()):,} params")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default="demo_model/attn_edit_demo.safetensors")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--vae-checkpoint", help="reuse (or write) the phase-1 autoencoder here")
+    p.add_argument("--vae-steps", type=int, default=600)
+    p.add_argument("--vae-batch", type=int, default=12)
+    p.add_argument("--pool", type=int, default=20000, help="scenes rendered and encoded for phase 2")
+    p.add_argument("--steps", type=int, default=4400)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    comfy_path_setup()
+
+    t_start = time.time()
+    ae = arch.autoencoder()
+    if args.vae_checkpoint and os.path.exists(args.vae_checkpoint):
+        ae.load_state_dict(torch.load(args.vae_checkpoint))
+        log(f"autoencoder from {args.vae_checkpoint}")
+    else:
+        init_weights(ae)
+        train_vae(ae, args.vae_steps, args.vae_batch, args.seed + 10)
+        gain = normalise_latents(ae, args.seed + 20)
+        log(f"latent gain {gain:.3f}")
+        if args.vae_checkpoint:
+            torch.save(ae.state_dict(), args.vae_checkpoint)
+    ae.eval().requires_grad_(False)
+
+    images, scenes = render_pool(args.seed + 30, args.pool)
+    latents = encode_pool(ae, images)
+    del images
+    log(f"pool: {len(scenes)} scenes, latent std {latents.std().item():.3f}")
+
+    base = arch.unet_model()
+    clip = arch.clip_model()
+    unet, text = base.diffusion_model, arch.text_transformer(clip)
+    init_weights(unet, zero_outputs=True)
+    init_weights(text)
+    unet.train().requires_grad_(True)
+    text.train().requires_grad_(True)
+    train_diffusion(unet, text, latents, scenes, args.steps, args.batch, args.seed + 40, args.lr)
+    meta = {"architecture": {"unet": arch.UNET_CONFIG, "clip": arch.CLIP_CONFIG, "vae": arch.VAE_CONFIG,
+                             "image_size": arch.IMAGE_SIZE},
+            "training": {k: v for k, v in vars(args).items() if k != "out"} | {
+                "minutes": round((time.time() - t_start) / 60, 1), "torch": torch.__version__}}
+    save(args.out, unet, clip.cond_stage_model.clip_l.transformer, ae, meta)
+    return 0
+
+
+def init_weights(module: torch.nn.Module, zero_outputs: bool = False) -> None:
+    """PyTorch's default initialisation, which ComfyUI's ops skip (pitfall 1); with zero_outputs the UNet's
+    residual output projections start at zero, as in the original LDM code (its zero_module calls)."""
+    for name, m in module.named_modules():
+        for cls in (torch.nn.Linear, torch.nn.Conv2d, torch.nn.GroupNorm, torch.nn.LayerNorm):
+            if isinstance(m, cls):
+                cls.reset_parameters(m)
+        if isinstance(m, torch.nn.Embedding):
+            torch.nn.init.normal_(m.weight, std=0.02)
+        if zero_outputs and re.search(r"(^out\.2|out_layers\.3|proj_out)$", name):
+            torch.nn.init.zeros_(m.weight)
+            torch.nn.init.zeros_(m.bias)
+
+
+def comfy_path_setup() -> None:
+    path = os.path.expanduser(os.environ.get("COMFYUI_PATH", "~/ComfyUI"))
+    if path not in sys.path:
+        sys.path.insert(0, path)
+    from comfy.cli_args import args  # before comfy.model_management is imported
+    args.cpu = True
+    args.use_pytorch_cross_attention = True  # SDPA: much faster on the CPU than the default split attention
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""The shipped demo model: the file, the loader node, the scene node, and quality floors measured with
+benchmarks/quality.py on few trials (the full table is in README; floors sit well below the measured values)."""
+
+import numpy as np
+import torch
+
+from benchmarks import quality as Q
+from demo_model.loader import WEIGHTS, read
+from demo_world.analyser import analyse
+
+
+def test_weights_file_is_small_fp16_with_standard_sd1_keys():
+    assert WEIGHTS.stat().st_size <= 25 * 2 ** 20
+    sd, meta = read()
+    assert {v.dtype for v in sd.values()} == {torch.float16}
+    prefixes = {k.split(".")[0] + "." + k.split(".")[1] if k.startswith("model.") else k.split(".")[0]
+                for k in sd}
+    assert prefixes == {"model.diffusion_model", "cond_stage_model", "first_stage_model"}
+    assert "cond_stage_model.transformer.text_model.embeddings.token_embedding.weight" in sd
+    assert sd["cond_stage_model.transformer.text_model.embeddings.token_embedding.weight"].shape[0] == 49408
+    assert meta["architecture"]["unet"]["context_dim"] == meta["architecture"]["clip"]["hidden_size"]
+
+
+def test_loader_node_gives_a_working_sd15_style_model(comfy):
+    api = Q._loader()
+    api["2"] = {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": "a large red circle on a "
+                                                                                     "gray background"}}
+    api["5"] = Q._ksampler(["1", 0], ["2", 0], ["3", 0], seed=0)
+    api["6"] = {"class_type": "AttnEditTest_Capture", "inputs": {"name": "out", "latent": ["5", 0],
+                                                                 "model": ["1", 0]}}
+    comfy.reset_cache()
+    comfy.run(api)
+    model = comfy.captured["out"]["model"]
+    assert type(model.model).__name__ == "BaseModel"
+    assert model.model.model_type.name == "EPS"
+    assert comfy.captured["out"]["latent"]["samples"].shape == (1, 4, 16, 16)
+    patch = comfy.pack("attention.comfy_patch")
+    layers = patch.enumerate_layers(patch.unet_of(model))
+    assert len(layers) == 10  # a transformer after each res block: 3 input, 1 middle, 2 x 3 output
+    assert {layer.level for layer in layers} == {0, 1, 2}
+
+
+def test_scene_node_draws_the_caption_and_rejects_what_it_cannot_draw(comfy):
+    api = {"1": {"class_type": "AttnEdit_DemoSceneImage", "inputs": {
+               "caption": "a small blue triangle and a large yellow cross on a black background", "seed": 4,
+               "size": 128}},
+           "2": {"class_type": "AttnEditTest_Capture", "inputs": {"name": "out", "image": ["1", 0],
+                                                                  "text": ["1", 1]}}}
+    comfy.run(api)
+    image = (comfy.captured["out"]["image"][0].numpy() * 255).round().astype(np.uint8)
+    found = analyse(image)
+    assert sorted((o.shape, o.colour, o.size) for o in found.objects) == [
+        ("cross", "yellow", "large"), ("triangle", "blue", "small")]
+    assert found.background == "black"
+    api["1"]["inputs"]["caption"] = "a photo of a cat"
+    result = comfy.run(api, expect_success=False)
+    assert not result["ok"] and "input 'caption'" in result["error"]["exception_message"]
+
+
+# ---- quality floors (benchmarks/quality.py with few trials; README has the full table). Only properties the
+# current demo model meets with a margin are pinned; see README for the edit metrics it does not reach yet.
+
+def test_base_model_follows_the_background_word(comfy):
+    acc = Q.base_model(comfy, trials=6)
+    assert acc["background"] >= 0.8, acc
+
+
+def test_null_text_reconstructs_clearly_better_than_plain_ddim_at_cfg_7_5(comfy):
+    psnr = Q.inversion(comfy, 2, methods=("ddim_cfg7.5", "negative_prompt", "null_text"))
+    assert psnr["null_text"] >= psnr["ddim_cfg7.5"] + 2.0, psnr
+    assert psnr["negative_prompt"] >= psnr["ddim_cfg7.5"] + 2.0, psnr
