@@ -25,6 +25,14 @@ OFFICIAL_MAX_TOKENS = 16 ** 2
 
 
 def edit_level(run: RunState, extra_options: dict) -> int:
+    """Computed on the first attention call of a run (the latent size is fixed within a run)."""
+    level = run.data.get("edit_level")
+    if level is None:
+        level = run.data["edit_level"] = _edit_level(run, extra_options)
+    return level
+
+
+def _edit_level(run: RunState, extra_options: dict) -> int:
     h, w = extra_options["activations_shape"][-2:]
     latent_tokens = h * w * 4 ** run.layer(extra_options).level
     level = 0

@@ -48,9 +48,13 @@ def _ksampler(model, positive, latent, seed, cfg=CFG, negative=("4", 0)):
         "denoise": 1.0}}
 
 
+def _uint8(image) -> np.ndarray:
+    return (image.clamp(0, 1).numpy() * 255).round().astype(np.uint8)
+
+
 def _images(comfy, api, name="out") -> list[np.ndarray]:
     comfy.run(api)
-    return [(t.clamp(0, 1).numpy() * 255).round().astype(np.uint8) for t in comfy.captured[name]["image"]]
+    return [_uint8(t) for t in comfy.captured[name]["image"]]
 
 
 def generate(comfy, prompt: str, seed: int, batch: int = 1) -> list[np.ndarray]:
@@ -85,7 +89,7 @@ def _draw_and_encode(text: str, seed: int) -> dict:
 
 
 def _capture(comfy, name: str) -> np.ndarray:
-    return (comfy.captured[name]["image"][0].clamp(0, 1).numpy() * 255).round().astype(np.uint8)
+    return _uint8(comfy.captured[name]["image"][0])
 
 
 def _custom_sample(model, positive, negative, sigmas, latent, cfg):
