@@ -21,8 +21,11 @@ UNET_CONFIG = dict(
 CLIP_CONFIG = {"hidden_size": 64, "intermediate_size": 256, "num_attention_heads": 2, "num_hidden_layers": 4,
                "projection_dim": 64}
 
+# 64 channels, not fewer: ComfyUI's VAE normalises in 32 groups, and with one channel a group (ch 32) the
+# absolute colour of flat regions is normalised away (yellow decodes as orange, pink as orange).
+
 VAE_CONFIG = {"ddconfig": {"double_z": True, "z_channels": 4, "resolution": IMAGE_SIZE, "in_channels": 3,
-                           "out_ch": 3, "ch": 32, "ch_mult": [1, 1, 1, 1], "num_res_blocks": 0,
+                           "out_ch": 3, "ch": 64, "ch_mult": [1, 1, 1, 1], "num_res_blocks": 0,
                            "attn_resolutions": [], "dropout": 0.0}, "embed_dim": 4}
 
 # Standard SD1.x checkpoint prefixes.

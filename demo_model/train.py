@@ -2,7 +2,7 @@
 
     python -m demo_model.train --out demo_model/attn_edit_demo.safetensors
 
-Phase 1 trains the autoencoder on fresh renders (MSE + a small KL), then folds a gain into quant_conv /
+Phase 1 trains the autoencoder on crops of fresh renders (MSE + L1 + a small KL), then folds a gain into quant_conv /
 post_quant_conv so the latents times SD1.5's 0.18215 have unit variance. Phase 2 renders and encodes a pool
 of scenes once and trains the UNet and the text encoder from scratch with the eps objective on SD's
 scaled-linear 1000-step schedule (Min-SNR-5 weights, Hang et al. 2023), random caption paraphrases with
@@ -74,7 +74,10 @@ def vae_decode(ae, z):
     return ae.decoder(ae.post_quant_conv(z))
 
 
-def train_vae(ae, steps: int, batch: int, seed: int, lr: float = 2e-3, kl_weight: float = 1e-6):
+def train_vae(ae, steps: int, batch: int, seed: int, lr: float = 3e-3, kl_weight: float = 1e-6,
+              crop: int = 64):
+    """MSE + L1 + a small KL on random crops (aligned to the 8-pixel latent grid; the networks are
+    convolutional, so crops teach the same decoding at a quarter of the cost of whole images)."""
     opt = torch.optim.Adam(ae.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps, pct_start=0.05)
     images, _ = render_pool(seed, steps * batch // 4)  # each render seen ~4 times
@@ -83,12 +86,14 @@ def train_vae(ae, steps: int, batch: int, seed: int, lr: float = 2e-3, kl_weight
     for step in range(steps):
         idx = torch.randint(len(images), (batch,), generator=g)
         x = to_tensor(images[idx.numpy()])
+        oy, ox = (torch.randint((x.shape[-1] - crop) // 8 + 1, (2,), generator=g) * 8).tolist()
+        x = x[:, :, oy:oy + crop, ox:ox + crop]
         mean, logvar = vae_moments(ae, x)
         z = mean + torch.exp(0.5 * logvar) * torch.randn(mean.shape, generator=g)
         rec = vae_decode(ae, z)
         mse = torch.mean((rec - x) ** 2)
         kl = 0.5 * torch.mean(mean ** 2 + logvar.exp() - 1 - logvar)
-        loss = mse + kl_weight * kl
+        loss = mse + torch.mean((rec - x).abs()) + kl_weight * kl
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -191,7 +196,11 @@ def encode_pool(ae, images: np.ndarray, batch: int = 256) -> torch.Tensor:
 
 
 def train_diffusion(unet, text, latents, scenes, steps: int, batch: int, seed: int, lr: float = 1e-3,
-                    ema_decay: float = 0.999, snr_gamma: float = 5.0):
+                    ema_decay: float = 0.999, snr_gamma: float = 5.0, checkpoint: str | None = None,
+                    checkpoint_every: int = 500):
+    """With checkpoint, the full training state is written there every checkpoint_every steps and a run
+    resumes from it when it exists (same arguments), ending with the same weights as an unbroken run.
+    Returns the step it started from."""
     tokens = Tokens()
     log(f"text forward matches ComfyUI's to {check_text_forward(text, tokens):.1e}")
     params = list(unet.parameters()) + list(text.parameters())
@@ -204,8 +213,20 @@ def train_diffusion(unet, text, latents, scenes, steps: int, batch: int, seed: i
     weight = torch.clamp(snr, max=snr_gamma) / snr
     g = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
-    t0, running = time.time(), 0.0
-    for step in range(steps):
+    t0, running, start = time.time(), 0.0, 0
+    if checkpoint and os.path.exists(checkpoint):
+        state = torch.load(checkpoint, weights_only=False)
+        unet.load_state_dict(state["unet"])
+        text.load_state_dict(state["text"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        for s, v in zip(ema.shadow, state["ema"]):
+            s.copy_(v)
+        g.set_state(state["g"])
+        rng.bit_generator.state = state["rng"]
+        start, running = state["step"], state["running"]
+        log(f"resumed from {checkpoint} at step {start}")
+    for step in range(start, steps):
         idx = torch.randint(len(latents), (batch,), generator=g)
         x0 = latents[idx]
         ids = tokens([training_caption(scenes[i], rng) for i in idx.tolist()])
@@ -223,11 +244,18 @@ def train_diffusion(unet, text, latents, scenes, steps: int, batch: int, seed: i
         sched.step()
         ema.update(step)
         running = 0.98 * running + 0.02 * loss.item() if step else loss.item()
+        if checkpoint and (step + 1) % checkpoint_every == 0 and step + 1 < steps:
+            tmp = checkpoint + ".tmp"
+            torch.save({"unet": unet.state_dict(), "text": text.state_dict(), "opt": opt.state_dict(),
+                        "sched": sched.state_dict(), "ema": ema.shadow, "g": g.get_state(),
+                        "rng": rng.bit_generator.state, "step": step + 1, "running": running}, tmp)
+            os.replace(tmp, checkpoint)
         if step % 100 == 0 or step == steps - 1:
-            rate = (step + 1) / (time.time() - t0)
+            rate = (step - start + 1) / (time.time() - t0)
             log(f"diffusion {step}/{steps} loss {running:.4f} lr {sched.get_last_lr()[0]:.2e} "
                 f"{rate * batch:.1f} samples/s, eta {(steps - step - 1) / rate / 60:.1f} min")
     ema.copy_to_model()
+    return start
 
 
 def save(path: str, unet, clip_text, ae, meta: dict) -> None:
@@ -247,13 +275,16 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="demo_model/attn_edit_demo.safetensors")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--vae-checkpoint", help="reuse (or write) the phase-1 autoencoder here")
-    p.add_argument("--vae-steps", type=int, default=600)
-    p.add_argument("--vae-batch", type=int, default=12)
+    p.add_argument("--vae-steps", type=int, default=1800)
+    p.add_argument("--vae-batch", type=int, default=16)
     p.add_argument("--pool", type=int, default=20000, help="scenes rendered and encoded for phase 2")
     p.add_argument("--steps", type=int, default=4400)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--checkpoint", help="diffusion training state, written every --checkpoint-every steps; "
+                                        "a run resumes from it when it exists")
+    p.add_argument("--checkpoint-every", type=int, default=500)
     args = p.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -286,10 +317,11 @@ def main(argv=None) -> int:
     init_weights(text)
     unet.train().requires_grad_(True)
     text.train().requires_grad_(True)
-    train_diffusion(unet, text, latents, scenes, args.steps, args.batch, args.seed + 40, args.lr)
+    train_diffusion(unet, text, latents, scenes, args.steps, args.batch, args.seed + 40, args.lr,
+                    checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every)
     meta = {"architecture": {"unet": arch.UNET_CONFIG, "clip": arch.CLIP_CONFIG, "vae": arch.VAE_CONFIG,
                              "image_size": arch.IMAGE_SIZE},
-            "training": {k: v for k, v in vars(args).items() if k != "out"} | {
+            "training": {k: v for k, v in vars(args).items() if k not in ("out", "checkpoint")} | {
                 "minutes": round((time.time() - t_start) / 60, 1), "torch": torch.__version__}}
     save(args.out, unet, clip.cond_stage_model.clip_l.transformer, ae, meta)
     return 0

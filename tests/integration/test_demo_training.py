@@ -2,7 +2,7 @@
 import torch
 
 
-def _train_a_little():
+def _train_a_little(steps=2, expect_first_step=0, **checkpointing):
     from demo_model import architecture as arch
     from demo_model import train as T
 
@@ -20,7 +20,8 @@ def _train_a_little():
     T.init_weights(text)
     unet.requires_grad_(True)
     text.requires_grad_(True)
-    T.train_diffusion(unet, text, latents, scenes, steps=2, batch=4, seed=4)
+    first_step = T.train_diffusion(unet, text, latents, scenes, steps=steps, batch=4, seed=4, **checkpointing)
+    assert first_step == expect_first_step
     return {**{f"u.{k}": v.clone() for k, v in unet.state_dict().items()},
             **{f"t.{k}": v.clone() for k, v in text.state_dict().items()},
             **{f"v.{k}": v.clone() for k, v in ae.state_dict().items()}}
@@ -32,6 +33,15 @@ def test_training_is_deterministic(comfy):
     assert all(torch.equal(a[k], b[k]) for k in a)
     trained = [k for k in a if k.startswith("u.") and k.endswith("out.2.weight")]
     assert trained and a[trained[0]].abs().sum() > 0  # zero-initialised output conv moved: it trained
+
+
+def test_resumed_training_ends_where_an_unbroken_run_does(comfy, tmp_path):
+    unbroken = _train_a_little(steps=4)
+    checkpoint = str(tmp_path / "diffusion.pt")
+    _train_a_little(steps=4, checkpoint=checkpoint, checkpoint_every=2)  # leaves the state after step 2
+    assert torch.load(checkpoint, weights_only=False)["step"] == 2
+    resumed = _train_a_little(steps=4, expect_first_step=2, checkpoint=checkpoint, checkpoint_every=2)
+    assert all(torch.equal(unbroken[k], resumed[k]) for k in unbroken)
 
 
 def test_training_text_forward_is_comfyuis(comfy):
