@@ -308,7 +308,7 @@ def local_blend(comfy, trials: int, seed: int = 500) -> dict:
     """Two objects; swap the first one's shape. Mean |pixel change| of the other object's box and of the
     background: P2P with local blend, P2P without, naive baseline; and the swap's success rate."""
     rng = np.random.default_rng(seed)
-    rows = {k: {"other": [], "background": [], "success": []} for k in ("blend", "p2p", "naive")}
+    rows = {k: {"other": [], "background": [], "success": [], "mask": []} for k in ("blend", "p2p", "naive")}
     for i in range(trials):
         scene = _scene(rng, n=2)
         first, other = scene.objects
@@ -318,6 +318,7 @@ def local_blend(comfy, trials: int, seed: int = 500) -> dict:
         tgt_text = _swap(src_text, first.shape, new)
         blended = p2p(comfy, "AttnEdit_P2PReplace", 5000 + i, source_prompt=src_text, target_prompts=tgt_text,
                       blend_words=f"{first.shape} | {new}")
+        coverage = _last_blend_mask_coverage(comfy)
         source = blended[0]
         found = analyse(source).objects
         if len(found) != 2:
@@ -337,8 +338,16 @@ def local_blend(comfy, trials: int, seed: int = 500) -> dict:
             rows[k]["background"].append(float(diff[bg].mean()))
             after = analyse(img).objects
             rows[k]["success"].append(any(o.shape == new and o.colour == first.colour for o in after))
+        rows["blend"]["mask"].append(coverage)
     return {k: {m: float(np.mean(v)) if v else float("nan") for m, v in r.items()} | {"n": len(r["other"])}
             for k, r in rows.items()}
+
+
+def _last_blend_mask_coverage(comfy) -> float:
+    """Fraction of the latent inside the final local-blend mask of the last sampling run."""
+    history = comfy.pack("attention.comfy_patch").RUN_HISTORY
+    mask = history[-1].get("blend_mask") if history else None
+    return float("nan") if mask is None else float(mask.float().mean())
 
 
 def drawn_captions(n: int, seed: int = 600, one_object: bool = False, shape: str | None = None):
@@ -427,6 +436,7 @@ def run(trials: int = 24) -> str:
     for k, name in (("blend", "P2P + local blend"), ("p2p", "P2P, no blend"), ("naive", "naive baseline")):
         lines.append(f"| {name} | {lb[k]['n']} | {lb[k]['success']:.0%} | {lb[k]['other']:.1f} | "
                      f"{lb[k]['background']:.1f} |")
+    lines += ["", f"The final local-blend mask covers {lb['blend']['mask']:.0%} of the latent on average."]
     inv = inversion(comfy, max(trials // 2, 4))
     lines += ["", "**Real-image reconstruction** (drawn scenes never seen in training; PSNR dB): " +
               ", ".join(f"{k} {v:.1f}" for k, v in inv.items())]

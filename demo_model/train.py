@@ -30,6 +30,11 @@ from demo_world import scene as world
 SD15_SCALE = 0.18215
 CAPTION_DROPOUT = 0.1
 ATTRIBUTE_DROPOUT = 0.1  # per object, each of size and colour
+# Offset noise (Guttenberg 2023): a per-channel constant added to eps. This VAE encodes the background colour
+# as channel means (white vs black differ by ~3 per channel), and SD's schedule keeps sqrt(acp_T) = 0.068 of
+# the signal at t = 999, so without it the model reads the background from the mean of x_T (0.2 against
+# noise of 1/16) instead of from the caption: at inference the seed, not the text, picks the background.
+OFFSET_NOISE = 0.2
 
 
 def _render(args) -> np.ndarray:
@@ -197,7 +202,7 @@ def encode_pool(ae, images: np.ndarray, batch: int = 256) -> torch.Tensor:
 
 def train_diffusion(unet, text, latents, scenes, steps: int, batch: int, seed: int, lr: float = 1e-3,
                     ema_decay: float = 0.999, snr_gamma: float = 5.0, checkpoint: str | None = None,
-                    checkpoint_every: int = 500):
+                    checkpoint_every: int = 500, offset_noise: float = OFFSET_NOISE):
     """With checkpoint, the full training state is written there every checkpoint_every steps and a run
     resumes from it when it exists (same arguments), ending with the same weights as an unbroken run.
     Returns the step it started from."""
@@ -232,6 +237,7 @@ def train_diffusion(unet, text, latents, scenes, steps: int, batch: int, seed: i
         ids = tokens([training_caption(scenes[i], rng) for i in idx.tolist()])
         t = torch.randint(1000, (batch,), generator=g)
         eps = torch.randn(x0.shape, generator=g)
+        eps = eps + offset_noise * torch.randn(batch, x0.shape[1], 1, 1, generator=g)
         a = acp[t].view(-1, 1, 1, 1)
         xt = a.sqrt() * x0 + (1 - a).sqrt() * eps
         context = text_forward(text, ids)
@@ -281,6 +287,7 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=4400)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--offset-noise", type=float, default=OFFSET_NOISE)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--checkpoint", help="diffusion training state, written every --checkpoint-every steps; "
                                         "a run resumes from it when it exists")
@@ -318,7 +325,8 @@ def main(argv=None) -> int:
     unet.train().requires_grad_(True)
     text.train().requires_grad_(True)
     train_diffusion(unet, text, latents, scenes, args.steps, args.batch, args.seed + 40, args.lr,
-                    checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every)
+                    checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every,
+                    offset_noise=args.offset_noise)
     meta = {"architecture": {"unet": arch.UNET_CONFIG, "clip": arch.CLIP_CONFIG, "vae": arch.VAE_CONFIG,
                              "image_size": arch.IMAGE_SIZE},
             "training": {k: v for k, v in vars(args).items() if k not in ("out", "checkpoint")} | {
