@@ -24,6 +24,7 @@ from demo_world.scene import BACKGROUNDS, COLOURS, SHAPES, SIZES, Obj, Scene, ca
 from demo_world.scene import place  # noqa: E402
 
 STEPS, CFG, SIZE = 20, 7.5, 128
+FOREGROUND_DISTANCE = 50.0  # RGB distance from the background colour counted as object (0-255 units)
 P2P = {"cross_replace": 0.8, "self_replace": 0.4, "word_schedule": "", "reweight": "", "blend_words": "",
        "blend_threshold": 0.3, "blend_start": 0.0}
 
@@ -162,6 +163,7 @@ class Trial:
     shift: float | None  # object centre moved, fraction of the image side (None: no single object after)
     resize: float | None  # |log(extent ratio)|
     background_change: float  # mean |pixel difference| outside both objects' boxes, 0..255
+    silhouette_iou: float  # IoU of the foreground (not-background) pixels before and after
 
 
 def _only(analysis):
@@ -177,20 +179,32 @@ def _outside_mask(objects, size: int) -> np.ndarray:
     return keep
 
 
+def _foreground(image: np.ndarray, analysis) -> np.ndarray:
+    """Pixels clearly off the image's measured background colour."""
+    return np.linalg.norm(image.astype(np.float32) - np.array(analysis.background_rgb), axis=-1) > FOREGROUND_DISTANCE
+
+
+def silhouette_iou(before: np.ndarray, after: np.ndarray, a=None, b=None) -> float:
+    fa, fb = _foreground(before, a or analyse(before)), _foreground(after, b or analyse(after))
+    union = (fa | fb).sum()
+    return float((fa & fb).sum() / union) if union else 1.0
+
+
 def compare(before: np.ndarray, after: np.ndarray, attr: str, target: str) -> Trial | None:
     """One-object edit: None if the source image is not one clear object."""
     a, b = analyse(before), analyse(after)
     src, out = _only(a), _only(b)
     if src is None:
         return None
+    iou = silhouette_iou(before, after, a, b)
     if out is None:  # no single clear object: a failed edit; shift and size are undefined
-        return Trial(False, False, None, None, float(np.abs(before.astype(float) - after).mean()))
+        return Trial(False, False, None, None, float(np.abs(before.astype(float) - after).mean()), iou)
     others = [x for x in ("shape", "colour") if x != attr]
     kept = all(getattr(out, x) == getattr(src, x) for x in others) and a.background == b.background
     mask = _outside_mask([src, out], before.shape[0])
     return Trial(getattr(out, attr) == target, kept, float(np.hypot(out.cx - src.cx, out.cy - src.cy)),
                  float(abs(np.log(out.extent / src.extent))),
-                 float(np.abs(before.astype(float) - after)[mask].mean()) if mask.any() else 0.0)
+                 float(np.abs(before.astype(float) - after)[mask].mean()) if mask.any() else 0.0, iou)
 
 
 @dataclass
@@ -406,7 +420,8 @@ def pix2pix_zero_edit(comfy, n: int, xas=(0.0, 0.1), sentences: str = "templates
 
 def _row(s: Summary) -> str:
     return (f"| {s.name} | {len(s.trials)} | {s.mean('success'):.0%} | {s.mean('kept'):.0%} | "
-            f"{s.mean('shift'):.3f} | {s.mean('resize'):.3f} | {s.mean('background_change'):.1f} |")
+            f"{s.mean('shift'):.3f} | {s.mean('resize'):.3f} | {s.mean('silhouette_iou'):.2f} | "
+            f"{s.mean('background_change'):.1f} |")
 
 
 def run(trials: int = 24) -> str:
@@ -418,7 +433,7 @@ def run(trials: int = 24) -> str:
     base = base_model(comfy, trials * 2)
     lines += ["**Base model** (prompt -> image, analyser): " + ", ".join(f"{k} {v:.0%}" for k, v in base.items()),
               "", "| edit | n | success | other attributes kept | centre shift | |log size ratio| | "
-                  "background change (0-255) |", "|---|---|---|---|---|---|---|"]
+                  "silhouette IoU | background change (0-255) |", "|---|---|---|---|---|---|---|---|"]
     for attr in ("shape", "colour"):
         for s in p2p_swap(comfy, trials, attr):
             lines.append(_row(s))

@@ -133,3 +133,18 @@ def test_scene_from_caption_rejects_captions_without_one_or_two_objects():
     for text in ("a photo of a cat", "a circle, a square and a cross"):
         with pytest.raises(ValueError, match="one or two"):
             scene_from_caption(text, np.random.default_rng(0))
+
+
+def test_quality_silhouette_iou_separates_kept_reshaped_and_moved_objects():
+    from benchmarks.quality import compare, silhouette_iou
+    from demo_world.scene import Obj, Scene, render
+
+    def draw(shape, colour, cx, bg="gray"):
+        return render(Scene([Obj(shape, colour, "large", cx, 0.5)], bg), 128)
+
+    circle = draw("circle", "red", 0.4)
+    assert silhouette_iou(circle, draw("circle", "blue", 0.4)) > 0.97  # colour swap in place: same silhouette
+    assert abs(silhouette_iou(circle, draw("square", "red", 0.4)) - np.pi / 4) < 0.03  # circle inside its square
+    assert silhouette_iou(circle, draw("circle", "red", 0.6, bg="white")) < 0.35  # moved
+    trial = compare(circle, draw("square", "red", 0.4), "shape", "square")
+    assert trial.success and trial.kept and trial.shift < 0.01 and trial.background_change == 0.0
