@@ -322,7 +322,8 @@ def local_blend(comfy, trials: int, seed: int = 500) -> dict:
     """Two objects; swap the first one's shape. Mean |pixel change| of the other object's box and of the
     background: P2P with local blend, P2P without, naive baseline; and the swap's success rate."""
     rng = np.random.default_rng(seed)
-    rows = {k: {"other": [], "background": [], "success": [], "mask": []} for k in ("blend", "p2p", "naive")}
+    rows = {k: {"other": [], "background": [], "success": []} for k in ("blend", "p2p", "naive")}
+    coverage = []  # of the blend row's final mask
     for i in range(trials):
         scene = _scene(rng, n=2)
         first, other = scene.objects
@@ -332,7 +333,7 @@ def local_blend(comfy, trials: int, seed: int = 500) -> dict:
         tgt_text = _swap(src_text, first.shape, new)
         blended = p2p(comfy, "AttnEdit_P2PReplace", 5000 + i, source_prompt=src_text, target_prompts=tgt_text,
                       blend_words=f"{first.shape} | {new}")
-        coverage = _last_blend_mask_coverage(comfy)
+        mask_coverage = _last_blend_mask_coverage(comfy)
         source = blended[0]
         found = analyse(source).objects
         if len(found) != 2:
@@ -352,9 +353,11 @@ def local_blend(comfy, trials: int, seed: int = 500) -> dict:
             rows[k]["background"].append(float(diff[bg].mean()))
             after = analyse(img).objects
             rows[k]["success"].append(any(o.shape == new and o.colour == first.colour for o in after))
-        rows["blend"]["mask"].append(coverage)
-    return {k: {m: float(np.mean(v)) if v else float("nan") for m, v in r.items()} | {"n": len(r["other"])}
-            for k, r in rows.items()}
+        coverage.append(mask_coverage)
+    out = {k: {m: float(np.mean(v)) if v else float("nan") for m, v in r.items()} | {"n": len(r["other"])}
+           for k, r in rows.items()}
+    out["blend"]["mask"] = float(np.mean(coverage)) if coverage else float("nan")
+    return out
 
 
 def _last_blend_mask_coverage(comfy) -> float:

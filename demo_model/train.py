@@ -220,6 +220,8 @@ def train_diffusion(unet, text, latents, scenes, steps: int, batch: int, seed: i
     acp = sd_alphas_cumprod()
     snr = acp / (1 - acp)
     weight = torch.clamp(snr, max=snr_gamma) / snr
+    ramp = (torch.arange(1000) - OFFSET_RAMP[0]) / (OFFSET_RAMP[1] - OFFSET_RAMP[0])
+    offset_scale = offset_noise * ramp.clamp(0, 1)
     g = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
     t0, running, start = time.time(), 0.0, 0
@@ -241,8 +243,7 @@ def train_diffusion(unet, text, latents, scenes, steps: int, batch: int, seed: i
         ids = tokens([training_caption(scenes[i], rng) for i in idx.tolist()])
         t = torch.randint(1000, (batch,), generator=g)
         eps = torch.randn(x0.shape, generator=g)
-        ramp = ((t.float() - OFFSET_RAMP[0]) / (OFFSET_RAMP[1] - OFFSET_RAMP[0])).clamp(0, 1).view(-1, 1, 1, 1)
-        eps = eps + offset_noise * ramp * torch.randn(batch, x0.shape[1], 1, 1, generator=g)
+        eps = eps + offset_scale[t].view(-1, 1, 1, 1) * torch.randn(batch, x0.shape[1], 1, 1, generator=g)
         a = acp[t].view(-1, 1, 1, 1)
         xt = a.sqrt() * x0 + (1 - a).sqrt() * eps
         context = text_forward(text, ids)
