@@ -39,6 +39,10 @@ ATTRIBUTE_DROPOUT = 0.1  # per object, each of size and colour
 # image, and a run with offset noise at every t (run 3) learnt the objects' colours worse (19 % vs 50 %).
 OFFSET_NOISE = 0.2
 OFFSET_RAMP = (700, 900)
+# Half of the timesteps drawn from [HIGH_T, 1000): that is where the caption decides layout, shape and colour
+# (below it the noisy latent already shows them); runs 1-4 with uniform t learnt the background word but drew
+# shapes and sizes at chance. Min-SNR weights are applied on top, as before.
+HIGH_T = 400
 
 
 def _render(args) -> np.ndarray:
@@ -175,6 +179,117 @@ def check_text_forward(tm, tokens: "Tokens") -> float:
     return err
 
 
+# ---------------------------------------------------------------- phase 2a: text encoder
+
+def caption_targets(ids: list[int], vocab: dict[int, tuple[str, str]]) -> dict[str, list[int]]:
+    """Per-token classification targets for a caption's token ids (-100 where a head is not asked).
+
+    At a shape word: that object's shape, colour and size (the words before it in its phrase; "none" where
+    the caption leaves one out). At the word "background": the background. From the end token on (the end
+    token and the padding, which see the whole caption): the number of objects, each object's attributes
+    left to right and the background. The words of demo_world are single CLIP tokens, so this reads the ids.
+    """
+    n = len(ids)
+    t = {k: [-100] * n for k in TEXT_HEADS}
+    objects: list[tuple[int, int, int]] = []
+    colour = size = bg = None
+    end = n
+    for i, tok in enumerate(ids):
+        kind, word = vocab.get(tok, ("", ""))
+        if kind == "end":
+            end = i
+            break
+        if kind == "size":
+            size = word
+        elif kind == "colour":
+            colour = word
+        elif kind == "background":
+            bg = word
+        elif kind == "background_word" and bg is not None:
+            t["bg"][i] = BG_CLASSES.index(bg)
+        elif kind == "shape":
+            obj = (SHAPE_CLASSES.index(word), COLOUR_CLASSES.index(colour), SIZE_CLASSES.index(size))
+            t["shape"][i], t["colour"][i], t["size"][i] = obj
+            objects.append(obj)
+            colour = size = None
+    for i in range(end, n):
+        t["count"][i] = min(len(objects), 2)
+        t["bg"][i] = BG_CLASSES.index(bg)
+        for k in range(2):
+            shape, colour_, size_ = objects[k] if k < len(objects) else (len(SHAPE_CLASSES) - 1, 0, 0)
+            t[f"shape{k}"][i], t[f"colour{k}"][i], t[f"size{k}"][i] = shape, colour_, size_
+    return t
+
+
+SHAPE_CLASSES = list(world.SHAPES) + [None]  # None: no such object
+COLOUR_CLASSES = [None] + list(world.COLOURS)  # None: colour not named
+SIZE_CLASSES = [None] + list(world.SIZES)
+BG_CLASSES = [None] + list(world.BACKGROUNDS)
+TEXT_HEADS = {"shape": len(SHAPE_CLASSES), "colour": len(COLOUR_CLASSES), "size": len(SIZE_CLASSES),
+              "bg": len(BG_CLASSES), "count": 3,
+              **{f"{a}{k}": n for k in range(2) for a, n in (("shape", len(SHAPE_CLASSES)),
+                                                            ("colour", len(COLOUR_CLASSES)),
+                                                            ("size", len(SIZE_CLASSES)))}}
+
+
+def caption_vocab(tokens: "Tokens") -> dict[int, tuple[str, str]]:
+    words = [("shape", w) for w in world.SHAPES] + [("colour", w) for w in world.COLOURS] + \
+            [("size", w) for w in world.SIZES] + [("background", w) for w in world.BACKGROUNDS] + \
+            [("background_word", "background")]
+    vocab = {}
+    for kind, word in words:
+        ids = tokens([word])[0].tolist()
+        if ids[2] != ids[-1]:
+            raise RuntimeError(f"{word!r} is not one CLIP token")
+        vocab[ids[1]] = (kind, word)
+    vocab[ids[-1]] = ("end", "")
+    return vocab
+
+
+def pretrain_text(text, tokens: "Tokens", steps: int, batch: int, seed: int, lr: float = 2e-3) -> None:
+    """Supervised warm start of the text encoder: linear probes on its output tokens must read back each
+    object's attributes (at its shape word and, for the whole scene, at the end token and padding). A text
+    encoder trained from scratch by the diffusion loss alone learns this far too slowly on a CPU budget (the
+    UNet first has to learn to listen); SD itself starts from a pretrained CLIP. The probes are discarded."""
+    import torch.nn.functional as F
+
+    if steps <= 0:
+        return
+    text.train().requires_grad_(True)  # ComfyUI builds its models with gradients off
+    width = text.final_layer_norm.weight.shape[0]
+    rng = np.random.default_rng(seed)
+    heads = torch.nn.ModuleDict({k: torch.nn.Linear(width, n) for k, n in TEXT_HEADS.items()})
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        for h in heads.values():
+            h.reset_parameters()
+    params = list(text.parameters()) + list(heads.parameters())
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps, pct_start=0.05)
+    vocab = caption_vocab(tokens)
+    for step in range(steps):
+        captions = [training_caption(world.random_scene(rng), rng) for _ in range(batch)]
+        ids = tokens(captions)
+        targets = [caption_targets(row, vocab) for row in ids.tolist()]
+        h = text_forward(text, ids)
+        losses = {k: F.cross_entropy(head(h).flatten(0, 1), torch.tensor([t[k] for t in targets]).flatten(),
+                                     ignore_index=-100) for k, head in heads.items()}
+        loss = sum(losses.values())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if step % 100 == 0 or step == steps - 1:
+            acc = {}
+            with torch.no_grad():
+                for k, head in heads.items():
+                    want = torch.tensor([t[k] for t in targets])
+                    asked = want != -100
+                    acc[k] = (head(h).argmax(-1)[asked] == want[asked]).float().mean().item()
+            log(f"text {step}/{steps} loss {loss.item():.4f} min probe accuracy {min(acc.values()):.3f} "
+                f"({min(acc, key=acc.get)})")
+
+
 def sd_alphas_cumprod() -> torch.Tensor:
     betas = torch.linspace(0.00085 ** 0.5, 0.012 ** 0.5, 1000, dtype=torch.float64) ** 2  # scaled linear
     return torch.cumprod(1 - betas, 0).float()
@@ -206,16 +321,18 @@ def encode_pool(ae, images: np.ndarray, batch: int = 256) -> torch.Tensor:
 
 def train_diffusion(unet, text, latents, scenes, steps: int, batch: int, seed: int, lr: float = 1e-3,
                     ema_decay: float = 0.999, snr_gamma: float = 5.0, checkpoint: str | None = None,
-                    checkpoint_every: int = 500, offset_noise: float = OFFSET_NOISE):
+                    checkpoint_every: int = 500, offset_noise: float = OFFSET_NOISE, text_lr_scale: float = 0.2,
+                    high_t_share: float = 0.5):
     """With checkpoint, the full training state is written there every checkpoint_every steps and a run
     resumes from it when it exists (same arguments), ending with the same weights as an unbroken run.
     Returns the step it started from."""
     tokens = Tokens()
     log(f"text forward matches ComfyUI's to {check_text_forward(text, tokens):.1e}")
     params = list(unet.parameters()) + list(text.parameters())
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01, betas=(0.9, 0.99))
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps, pct_start=0.03,
-                                                final_div_factor=20)
+    opt = torch.optim.AdamW([{"params": list(unet.parameters())}, {"params": list(text.parameters())}],
+                            lr=lr, weight_decay=0.01, betas=(0.9, 0.99))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, [lr, lr * text_lr_scale], total_steps=steps,
+                                                pct_start=0.03, final_div_factor=20)
     ema = EMA([unet, text], ema_decay)
     acp = sd_alphas_cumprod()
     snr = acp / (1 - acp)
@@ -242,6 +359,7 @@ def train_diffusion(unet, text, latents, scenes, steps: int, batch: int, seed: i
         x0 = latents[idx]
         ids = tokens([training_caption(scenes[i], rng) for i in idx.tolist()])
         t = torch.randint(1000, (batch,), generator=g)
+        t = torch.where(torch.rand(batch, generator=g) < high_t_share, HIGH_T + t * (1000 - HIGH_T) // 1000, t)
         eps = torch.randn(x0.shape, generator=g)
         eps = eps + offset_scale[t].view(-1, 1, 1, 1) * torch.randn(batch, x0.shape[1], 1, 1, generator=g)
         a = acp[t].view(-1, 1, 1, 1)
@@ -294,6 +412,10 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--offset-noise", type=float, default=OFFSET_NOISE)
+    p.add_argument("--text-steps", type=int, default=400, help="supervised warm start of the text encoder")
+    p.add_argument("--text-batch", type=int, default=128)
+    p.add_argument("--text-lr-scale", type=float, default=0.2, help="text encoder lr / UNet lr in phase 2b")
+    p.add_argument("--high-t-share", type=float, default=0.5, help=f"share of timesteps drawn from [{HIGH_T}, 1000)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--checkpoint", help="diffusion training state, written every --checkpoint-every steps; "
                                         "a run resumes from it when it exists")
@@ -330,13 +452,15 @@ def main(argv=None) -> int:
     init_weights(text)
     unet.train().requires_grad_(True)
     text.train().requires_grad_(True)
+    pretrain_text(text, Tokens(), args.text_steps, args.text_batch, args.seed + 50)
     train_diffusion(unet, text, latents, scenes, args.steps, args.batch, args.seed + 40, args.lr,
                     checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every,
-                    offset_noise=args.offset_noise)
+                    offset_noise=args.offset_noise, text_lr_scale=args.text_lr_scale,
+                    high_t_share=args.high_t_share)
     meta = {"architecture": {"unet": arch.UNET_CONFIG, "clip": arch.CLIP_CONFIG, "vae": arch.VAE_CONFIG,
                              "image_size": arch.IMAGE_SIZE},
             "training": {k: v for k, v in vars(args).items() if k not in ("out", "checkpoint")} | {
-                "offset_ramp": list(OFFSET_RAMP),
+                "offset_ramp": list(OFFSET_RAMP), "high_t": HIGH_T,
                 "minutes": round((time.time() - t_start) / 60, 1), "torch": torch.__version__}}
     save(args.out, unet, clip.cond_stage_model.clip_l.transformer, ae, meta)
     return 0

@@ -52,3 +52,41 @@ def test_training_text_forward_is_comfyuis(comfy):
     text = arch.text_transformer(clip)
     T.init_weights(text)
     assert T.check_text_forward(text, T.Tokens()) < 1e-4
+
+
+def test_caption_targets_read_each_object_and_the_scene(comfy):
+    from demo_model import train as T
+
+    tokens = T.Tokens()
+    vocab = T.caption_vocab(tokens)
+    text = "a large red circle and a blue square on a gray background"
+    ids = tokens([text])[0].tolist()
+    t = T.caption_targets(ids, vocab)
+    words = text.split()
+    circle, square, background = words.index("circle") + 1, words.index("square") + 1, len(words)
+    assert (t["shape"][circle], t["colour"][circle], t["size"][circle]) == (
+        T.SHAPE_CLASSES.index("circle"), T.COLOUR_CLASSES.index("red"), T.SIZE_CLASSES.index("large"))
+    assert (t["shape"][square], t["colour"][square], t["size"][square]) == (
+        T.SHAPE_CLASSES.index("square"), T.COLOUR_CLASSES.index("blue"), T.SIZE_CLASSES.index(None))
+    assert t["bg"][background] == T.BG_CLASSES.index("gray")
+    end = len(words) + 1
+    assert t["count"][end] == t["count"][-1] == 2
+    assert t["shape1"][-1] == T.SHAPE_CLASSES.index("square") and t["colour0"][end] == T.COLOUR_CLASSES.index("red")
+    assert t["shape"][1] == -100 and t["count"][end - 1] == -100  # not asked before the end token
+    empty = T.caption_targets(tokens([""])[0].tolist(), vocab)
+    assert empty["count"][1] == 0 and empty["shape0"][1] == T.SHAPE_CLASSES.index(None)
+
+
+def test_text_warm_start_teaches_the_probes(comfy, capsys):
+    import re
+
+    from demo_model import architecture as arch
+    from demo_model import train as T
+
+    torch.manual_seed(0)
+    text = arch.text_transformer(arch.clip_model())
+    T.init_weights(text)
+    T.pretrain_text(text, T.Tokens(), steps=150, batch=64, seed=0)
+    log = capsys.readouterr().out
+    accuracies = [float(a) for a in re.findall(r"min probe accuracy ([0-9.]+)", log)]
+    assert accuracies[0] < 0.5 and accuracies[-1] > 0.8, log
