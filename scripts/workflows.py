@@ -211,7 +211,7 @@ DEMO_SPECS = {
         "a large green circle on a white background",
         {"class_type": "AttnEdit_NullTextInversion", "inputs": {
             "model": ["1", 0], "latent": ["21", 0], "positive": ["22", 0], "negative": ["4", 0],
-            "steps": DEMO_STEPS, "cfg": DEMO_CFG, "inner_steps": 10, "early_stop": 1e-5, "scheduler": "ddim_uniform"}},
+            "steps": DEMO_STEPS, "cfg": DEMO_CFG, "inner_steps": 30, "early_stop": 1e-5, "scheduler": "ddim_uniform"}},
         "a large green square on a white background", "real_null_text"),
     "demo_pix2pix_zero": {
         "1": {"class_type": "AttnEdit_DemoModelLoader", "inputs": {}},

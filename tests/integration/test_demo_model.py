@@ -57,15 +57,22 @@ def test_scene_node_draws_the_caption_and_rejects_what_it_cannot_draw(comfy):
     assert not result["ok"] and "input 'caption'" in result["error"]["exception_message"]
 
 
-# ---- quality floors (benchmarks/quality.py with few trials; README has the full table). Only properties the
-# current demo model meets with a margin are pinned; see README for the edit metrics it does not reach yet.
+# ---- quality floors (benchmarks/quality.py with few trials; README has the full table). Fixed seeds, so the
+# values are deterministic on one machine; the floors sit well below what the shipped weights measure.
 
-def test_base_model_follows_the_background_word(comfy):
-    acc = Q.base_model(comfy, trials=6)
-    assert acc["background"] >= 0.8, acc
+def test_base_model_follows_the_background_and_colour_words(comfy):
+    acc = Q.base_model(comfy, trials=8)  # measured: background 1.0, colour 0.58 (chance 0.14)
+    assert acc["background"] >= 0.8 and acc["colour"] >= 0.4, acc
+
+
+def test_p2p_colour_swap_keeps_the_structure_the_naive_baseline_loses(comfy):
+    p2p, naive = Q.p2p_swap(comfy, trials=4, attr="colour")  # measured: shift 0.040 vs 0.321, IoU 0.48 vs 0.19
+    assert p2p.mean("success") >= 0.25, Q._row(p2p)
+    assert p2p.mean("shift") + 0.08 <= naive.mean("shift"), (Q._row(p2p), Q._row(naive))
+    assert p2p.mean("silhouette_iou") >= naive.mean("silhouette_iou") + 0.15, (Q._row(p2p), Q._row(naive))
 
 
 def test_null_text_reconstructs_clearly_better_than_plain_ddim_at_cfg_7_5(comfy):
-    psnr = Q.inversion(comfy, 2, methods=("ddim_cfg7.5", "negative_prompt", "null_text"))
-    assert psnr["null_text"] >= psnr["ddim_cfg7.5"] + 2.0, psnr
-    assert psnr["negative_prompt"] >= psnr["ddim_cfg7.5"] + 2.0, psnr
+    psnr = Q.inversion(comfy, 2, methods=("ddim_cfg7.5", "negative_prompt", "null_text"))  # 15.8 / 25.8 / 27.0 dB
+    assert psnr["null_text"] >= psnr["ddim_cfg7.5"] + 4.0, psnr
+    assert psnr["negative_prompt"] >= psnr["ddim_cfg7.5"] + 4.0, psnr
