@@ -181,6 +181,18 @@ def check_text_forward(tm, tokens: "Tokens") -> float:
 
 # ---------------------------------------------------------------- phase 2a: text encoder
 
+SHAPE_CLASSES = list(world.SHAPES) + [None]  # None: no such object
+COLOUR_CLASSES = [None] + list(world.COLOURS)  # None: colour not named
+SIZE_CLASSES = [None] + list(world.SIZES)
+BG_CLASSES = [None] + list(world.BACKGROUNDS)
+ABSENT_OBJECT = (SHAPE_CLASSES.index(None), COLOUR_CLASSES.index(None), SIZE_CLASSES.index(None))
+TEXT_HEADS = {"shape": len(SHAPE_CLASSES), "colour": len(COLOUR_CLASSES), "size": len(SIZE_CLASSES),
+              "bg": len(BG_CLASSES), "count": 3,
+              **{f"{a}{k}": n for k in range(2) for a, n in (("shape", len(SHAPE_CLASSES)),
+                                                            ("colour", len(COLOUR_CLASSES)),
+                                                            ("size", len(SIZE_CLASSES)))}}
+
+
 def caption_targets(ids: list[int], vocab: dict[int, tuple[str, str]]) -> dict[str, list[int]]:
     """Per-token classification targets for a caption's token ids (-100 where a head is not asked).
 
@@ -216,20 +228,9 @@ def caption_targets(ids: list[int], vocab: dict[int, tuple[str, str]]) -> dict[s
         t["count"][i] = min(len(objects), 2)
         t["bg"][i] = BG_CLASSES.index(bg)
         for k in range(2):
-            shape, colour_, size_ = objects[k] if k < len(objects) else (len(SHAPE_CLASSES) - 1, 0, 0)
+            shape, colour_, size_ = objects[k] if k < len(objects) else ABSENT_OBJECT
             t[f"shape{k}"][i], t[f"colour{k}"][i], t[f"size{k}"][i] = shape, colour_, size_
     return t
-
-
-SHAPE_CLASSES = list(world.SHAPES) + [None]  # None: no such object
-COLOUR_CLASSES = [None] + list(world.COLOURS)  # None: colour not named
-SIZE_CLASSES = [None] + list(world.SIZES)
-BG_CLASSES = [None] + list(world.BACKGROUNDS)
-TEXT_HEADS = {"shape": len(SHAPE_CLASSES), "colour": len(COLOUR_CLASSES), "size": len(SIZE_CLASSES),
-              "bg": len(BG_CLASSES), "count": 3,
-              **{f"{a}{k}": n for k in range(2) for a, n in (("shape", len(SHAPE_CLASSES)),
-                                                            ("colour", len(COLOUR_CLASSES)),
-                                                            ("size", len(SIZE_CLASSES)))}}
 
 
 def caption_vocab(tokens: "Tokens") -> dict[int, tuple[str, str]]:
@@ -258,11 +259,9 @@ def pretrain_text(text, tokens: "Tokens", steps: int, batch: int, seed: int, lr:
     text.train().requires_grad_(True)  # ComfyUI builds its models with gradients off
     width = text.final_layer_norm.weight.shape[0]
     rng = np.random.default_rng(seed)
-    heads = torch.nn.ModuleDict({k: torch.nn.Linear(width, n) for k, n in TEXT_HEADS.items()})
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        for h in heads.values():
-            h.reset_parameters()
+        heads = torch.nn.ModuleDict({k: torch.nn.Linear(width, n) for k, n in TEXT_HEADS.items()})
     params = list(text.parameters()) + list(heads.parameters())
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps, pct_start=0.05)
@@ -271,21 +270,17 @@ def pretrain_text(text, tokens: "Tokens", steps: int, batch: int, seed: int, lr:
         captions = [training_caption(world.random_scene(rng), rng) for _ in range(batch)]
         ids = tokens(captions)
         targets = [caption_targets(row, vocab) for row in ids.tolist()]
+        want = {k: torch.tensor([t[k] for t in targets]) for k in heads}
         h = text_forward(text, ids)
-        losses = {k: F.cross_entropy(head(h).flatten(0, 1), torch.tensor([t[k] for t in targets]).flatten(),
-                                     ignore_index=-100) for k, head in heads.items()}
-        loss = sum(losses.values())
+        logits = {k: head(h) for k, head in heads.items()}
+        loss = sum(F.cross_entropy(logits[k].flatten(0, 1), want[k].flatten(), ignore_index=-100) for k in heads)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         sched.step()
         if step % 100 == 0 or step == steps - 1:
-            acc = {}
-            with torch.no_grad():
-                for k, head in heads.items():
-                    want = torch.tensor([t[k] for t in targets])
-                    asked = want != -100
-                    acc[k] = (head(h).argmax(-1)[asked] == want[asked]).float().mean().item()
+            asked = {k: w != -100 for k, w in want.items()}
+            acc = {k: (logits[k].argmax(-1)[asked[k]] == want[k][asked[k]]).float().mean().item() for k in heads}
             log(f"text {step}/{steps} loss {loss.item():.4f} min probe accuracy {min(acc.values()):.3f} "
                 f"({min(acc, key=acc.get)})")
 
@@ -328,9 +323,9 @@ def train_diffusion(unet, text, latents, scenes, steps: int, batch: int, seed: i
     Returns the step it started from."""
     tokens = Tokens()
     log(f"text forward matches ComfyUI's to {check_text_forward(text, tokens):.1e}")
-    params = list(unet.parameters()) + list(text.parameters())
-    opt = torch.optim.AdamW([{"params": list(unet.parameters())}, {"params": list(text.parameters())}],
-                            lr=lr, weight_decay=0.01, betas=(0.9, 0.99))
+    groups = [list(unet.parameters()), list(text.parameters())]
+    params = groups[0] + groups[1]
+    opt = torch.optim.AdamW([{"params": g} for g in groups], lr=lr, weight_decay=0.01, betas=(0.9, 0.99))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, [lr, lr * text_lr_scale], total_steps=steps,
                                                 pct_start=0.03, final_div_factor=20)
     ema = EMA([unet, text], ema_decay)
