@@ -3,7 +3,8 @@
 Per UNet call the positive chunk holds the N prompts (row 0 = source). Cross-attention of rows 1.. is
 edited through the value-side identity in edits.py; self-attention of rows 1.. takes the source maps at
 the low-resolution levels during self_replace; local blend accumulates the blend words' maps at the
-"16×16" level and blends the denoised prediction after CFG. Unconditional rows are never touched.
+"16×16" level (or the level the user picks) and blends the denoised prediction after CFG. Unconditional rows
+are never touched.
 """
 from __future__ import annotations
 
@@ -87,7 +88,8 @@ class P2PEditor(AttentionEditor):
         starts = self._check_layout(run)
         if not starts:
             return plain_attention(q, k, v, heads, extra_options)
-        if self.plan.blend_tokens is not None and run.layer(extra_options).level == edit_level(run, extra_options):
+        level = run.layer(extra_options).level
+        if self.plan.blend_tokens is not None and level == self._blend_level(run, extra_options):
             self._accumulate_blend_maps(q, k, heads, extra_options, run, starts[0])
         a, b, mappers, kinds = self._coefficients(run, q.device)
         if all(kinds[1]):  # every edited row is outside its windows: plain attention
@@ -99,6 +101,11 @@ class P2PEditor(AttentionEditor):
 
         return mix_cross_attention(q, k, v, attend, starts, mappers, a, b, kinds)
 
+    def _blend_level(self, run: RunState, extra_options: dict) -> int:
+        if self.plan.blend_level is None:
+            return edit_level(run, extra_options)
+        return min(self.plan.blend_level, run.max_level)
+
     def _accumulate_blend_maps(self, q, k, heads, extra_options, run: RunState, start: int):
         rows = list(range(start, start + self.plan.n_prompts))
         maps = token_maps(attention_probabilities(q, k, heads, rows))  # [N, HW, 77]
@@ -107,6 +114,7 @@ class P2PEditor(AttentionEditor):
         acc = run.data.get("blend_maps")
         run.data["blend_maps"] = words if acc is None or acc.shape != words.shape else acc + words
         run.data["summary"]["blend_updates"] += 1
+        run.data["summary"]["blend_map_size"] = (int(h), int(w))
 
     def post_cfg(self, denoised: torch.Tensor, args: dict, run: RunState) -> torch.Tensor:
         """Local blend on the denoised prediction (sampler-agnostic; see attention/local_blend.py)."""

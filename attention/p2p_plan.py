@@ -38,6 +38,7 @@ class P2PPlan:
     blend_tokens: torch.Tensor | None  # [N, 77]: 1 on the blend words of each row (row 0 = source)
     blend_threshold: float
     blend_start: float
+    blend_level: int | None = None  # UNet level whose maps drive the blend; None = the official choice
 
 
 def _positions_in_target(phrase: str, src: PromptTokens, tgt: PromptTokens, mapper: torch.Tensor,
@@ -60,7 +61,7 @@ def _positions_in_target(phrase: str, src: PromptTokens, tgt: PromptTokens, mapp
 
 def build_plan(node: str, mode: str, source: PromptTokens, targets: list[PromptTokens], cross_replace: float,
                self_replace: float, word_schedule: str = "", reweight: str = "", blend_words: str = "",
-               blend_threshold: float = 0.3, blend_start: float = 0.0) -> P2PPlan:
+               blend_threshold: float = 0.3, blend_start: float = 0.0, blend_level: int | None = None) -> P2PPlan:
     if mode not in MODES:
         raise ValueError(f"unknown P2P mode {mode!r}")
     if not targets:
@@ -146,4 +147,4 @@ def build_plan(node: str, mode: str, source: PromptTokens, targets: list[PromptT
             raise InputError(node, "blend_words", f"{', '.join(repr(w) for w in unused)} occurs in no edited prompt")
 
     return P2PPlan(node, len(targets) + 1, torch.stack(mappers), rows, 0.0, float(self_replace), blend_tokens,
-                   float(blend_threshold), float(blend_start))
+                   float(blend_threshold), float(blend_start), blend_level)

@@ -28,6 +28,9 @@ FOREGROUND_DISTANCE = 50.0  # RGB distance from the background colour counted as
 # Null-text's official 10 inner steps go with 50 DDIM steps; at 20 steps each step's gap is larger and 10 inner
 # steps leave the demo model at 20.0 dB against 27.7 dB with 30 (4 drawn scenes; VAE round trip 28.4 dB).
 NULL_TEXT_INNER_STEPS = 30
+# The demo model's shape words localise in its 8x8 (latent/2) cross-attention; its 16x16 maps, which the official
+# 16x16 rule picks, are nearly flat (inside/outside ratio 1.2 vs 2.8 for run 5 on 8 scenes).
+DEMO_BLEND_RESOLUTION = "latent/2"
 P2P = {"cross_replace": 0.8, "self_replace": 0.4, "word_schedule": "", "reweight": "", "blend_words": "",
        "blend_threshold": 0.3, "blend_start": 0.0}
 
@@ -288,45 +291,52 @@ def p2p_refine(comfy, trials: int, seed: int = 300) -> tuple[Summary, Summary]:
     return ref, naive
 
 
-def _chroma(image: np.ndarray) -> float | None:
+def _reweight_measure(image: np.ndarray, attr: str, word: str) -> float | None:
+    """How strongly the single object shows the reweighted word: for a colour, minus its RGB distance to the
+    named colour; for 'large', its extent; for 'small', minus its extent. None unless one object is found."""
     o = _only(analyse(image))
     if o is None:
         return None
-    rgb = np.array(o.rgb)
-    return float(rgb.max() - rgb.min())
+    if attr == "colour":
+        return -float(np.linalg.norm(np.array(o.rgb) - COLOURS[word]))
+    return o.extent if word == "large" else -o.extent
 
 
-def p2p_reweight(comfy, trials: int, factors=(-1.0, 0.0, 1.0, 2.0, 4.0), seed: int = 400) -> dict:
-    """Reweight the colour word: the object's chroma (max-min of its RGB) should rise with the factor.
-    Returns the mean Spearman correlation (factor vs chroma) and the mean chroma per factor."""
+def p2p_reweight(comfy, trials: int, attr: str = "colour", factors=(-1.0, 0.0, 1.0, 2.0, 4.0),
+                 seed: int = 400) -> dict:
+    """Reweight the object's colour (or size) word: how strongly the image shows that word should rise with the
+    factor (at -1 and 0 the word is ignored, so the model picks freely). Returns the mean Spearman
+    correlation (factor vs measure, see _reweight_measure) and the mean measure per factor."""
     from scipy.stats import spearmanr
 
     rng = np.random.default_rng(seed)
-    rhos, chroma = [], {f: [] for f in factors}
+    rhos, measures = [], {f: [] for f in factors}
     for i in range(trials):
         scene = _scene(rng)
         o = scene.objects[0]
+        word = o.colour if attr == "colour" else o.size
         text = caption(Scene([Obj(o.shape, o.colour, o.size)], scene.background))
         values = []
         for f in factors:
-            images = p2p(comfy, "AttnEdit_P2PReweight", 4000 + i, prompt=text, reweight=f"{o.colour}: {f}")
-            values.append(_chroma(images[1]))
+            images = p2p(comfy, "AttnEdit_P2PReweight", 4000 + i, prompt=text, reweight=f"{word}: {f}")
+            values.append(_reweight_measure(images[1], attr, word))
         if any(v is None for v in values):
             continue
         for f, v in zip(factors, values):
-            chroma[f].append(v)
+            measures[f].append(v)
         rho = spearmanr(factors, values).statistic
         rhos.append(0.0 if np.isnan(rho) else float(rho))
     return {"spearman": float(np.mean(rhos)) if rhos else float("nan"), "n": len(rhos),
-            "chroma": {f: float(np.mean(v)) if v else float("nan") for f, v in chroma.items()}}
+            "measure": {f: float(np.mean(v)) if v else float("nan") for f, v in measures.items()}}
 
 
 def local_blend(comfy, trials: int, seed: int = 500) -> dict:
     """Two objects; swap the first one's shape. Mean |pixel change| of the other object's box and of the
-    background: P2P with local blend, P2P without, naive baseline; and the swap's success rate."""
+    background: P2P with local blend (maps at DEMO_BLEND_RESOLUTION and at the official auto choice), P2P
+    without, naive baseline; the swap's success rate; the share of the latent the final blend masks cover."""
     rng = np.random.default_rng(seed)
-    rows = {k: {"other": [], "background": [], "success": []} for k in ("blend", "p2p", "naive")}
-    coverage = []  # of the blend row's final mask
+    rows = {k: {"other": [], "background": [], "success": []} for k in ("blend", "blend_auto", "p2p", "naive")}
+    coverage = {"blend": [], "blend_auto": []}  # of the blend rows' final masks
     for i in range(trials):
         scene = _scene(rng, n=2)
         first, other = scene.objects
@@ -334,14 +344,17 @@ def local_blend(comfy, trials: int, seed: int = 500) -> dict:
         plain = Scene([Obj(o.shape, o.colour, o.size) for o in scene.objects], scene.background)
         src_text = caption(plain)
         tgt_text = _swap(src_text, first.shape, new)
-        blended = p2p(comfy, "AttnEdit_P2PReplace", 5000 + i, source_prompt=src_text, target_prompts=tgt_text,
-                      blend_words=f"{first.shape} | {new}")
+        blend = {"source_prompt": src_text, "target_prompts": tgt_text, "blend_words": f"{first.shape} | {new}"}
+        blended = p2p(comfy, "AttnEdit_P2PReplace", 5000 + i, **blend, blend_resolution=DEMO_BLEND_RESOLUTION)
         mask_coverage = _last_blend_mask_coverage(comfy)
         source = blended[0]
         found = analyse(source).objects
         if len(found) != 2:
             continue
-        edits = {"blend": blended[1],
+        blended_auto = p2p(comfy, "AttnEdit_P2PReplace", 5000 + i, **blend)[1]
+        coverage["blend"].append(mask_coverage)
+        coverage["blend_auto"].append(_last_blend_mask_coverage(comfy))
+        edits = {"blend": blended[1], "blend_auto": blended_auto,
                  "p2p": p2p(comfy, "AttnEdit_P2PReplace", 5000 + i, source_prompt=src_text,
                             target_prompts=tgt_text)[1],
                  "naive": generate(comfy, tgt_text, 5000 + i)[0]}
@@ -356,10 +369,10 @@ def local_blend(comfy, trials: int, seed: int = 500) -> dict:
             rows[k]["background"].append(float(diff[bg].mean()))
             after = analyse(img).objects
             rows[k]["success"].append(any(o.shape == new and o.colour == first.colour for o in after))
-        coverage.append(mask_coverage)
     out = {k: {m: float(np.mean(v)) if v else float("nan") for m, v in r.items()} | {"n": len(r["other"])}
            for k, r in rows.items()}
-    out["blend"]["mask"] = float(np.mean(coverage)) if coverage else float("nan")
+    for k, c in coverage.items():
+        out[k]["mask"] = float(np.mean(c)) if c else float("nan")
     return out
 
 
@@ -448,16 +461,20 @@ def run(trials: int = 24) -> str:
     for sentences in ("templates", "world"):
         for s in pix2pix_zero_edit(comfy, max(trials // 2, 4), sentences=sentences).values():
             lines.append(_row(s))
-    rw = p2p_reweight(comfy, max(trials // 3, 4))
-    lines += ["", f"**Reweight** (colour word; factor vs object chroma): Spearman {rw['spearman']:.2f} over "
-                  f"{rw['n']} prompts; mean chroma " + ", ".join(f"{f:g}: {c:.0f}" for f, c in rw["chroma"].items())]
+    for attr, measure, scale in (("colour", "-RGB distance to the named colour", 1), ("size", "+-extent", 100)):
+        rw = p2p_reweight(comfy, max(trials // 2, 4), attr)
+        lines += ["", f"**Reweight** ({attr} word; factor vs {measure}): Spearman {rw['spearman']:.2f} over "
+                      f"{rw['n']} prompts; mean " +
+                      ", ".join(f"{f:g}: {c * scale:.0f}" for f, c in rw["measure"].items())]
     lb = local_blend(comfy, trials)
     lines += ["", "**Local blend** (two objects, first one's shape swapped; mean |pixel change|, 0-255):", "",
-              "| method | n | swap success | other object | background |", "|---|---|---|---|---|"]
-    for k, name in (("blend", "P2P + local blend"), ("p2p", "P2P, no blend"), ("naive", "naive baseline")):
+              "| method | n | swap success | other object | background | mask covers |", "|---|---|---|---|---|---|"]
+    for k, name in (("blend", f"P2P + local blend, {DEMO_BLEND_RESOLUTION} maps"),
+                    ("blend_auto", "P2P + local blend, auto (16x16) maps"), ("p2p", "P2P, no blend"),
+                    ("naive", "naive baseline")):
+        mask = f"{lb[k]['mask']:.0%}" if "mask" in lb[k] else ""
         lines.append(f"| {name} | {lb[k]['n']} | {lb[k]['success']:.0%} | {lb[k]['other']:.1f} | "
-                     f"{lb[k]['background']:.1f} |")
-    lines += ["", f"The final local-blend mask covers {lb['blend']['mask']:.0%} of the latent on average."]
+                     f"{lb[k]['background']:.1f} | {mask} |")
     inv = inversion(comfy, max(trials // 2, 4))
     lines += ["", "**Real-image reconstruction** (drawn scenes never seen in training; PSNR dB): " +
               ", ".join(f"{k} {v:.1f}" for k, v in inv.items())]

@@ -291,14 +291,15 @@ def sd_alphas_cumprod() -> torch.Tensor:
 
 
 class EMA:
-    def __init__(self, modules, decay: float):
+    def __init__(self, modules, decay: float, warmup: bool = True):
         self.params = [p for m in modules for p in m.parameters()]
         self.shadow = [p.detach().clone() for p in self.params]
         self.decay = decay
+        self.warmup = warmup  # off when continuing from trained weights: the shadow starts from them
 
     @torch.no_grad()
     def update(self, step: int):
-        d = min(self.decay, (1 + step) / (10 + step))
+        d = min(self.decay, (1 + step) / (10 + step)) if self.warmup else self.decay
         for s, p in zip(self.shadow, self.params):
             s.lerp_(p.detach(), 1 - d)
 
@@ -317,8 +318,9 @@ def encode_pool(ae, images: np.ndarray, batch: int = 256) -> torch.Tensor:
 def train_diffusion(unet, text, latents, scenes, steps: int, batch: int, seed: int, lr: float = 1e-3,
                     ema_decay: float = 0.999, snr_gamma: float = 5.0, checkpoint: str | None = None,
                     checkpoint_every: int = 500, offset_noise: float = OFFSET_NOISE, text_lr_scale: float = 0.2,
-                    high_t_share: float = 0.5):
-    """With checkpoint, the full training state is written there every checkpoint_every steps and a run
+                    high_t_share: float = 0.5, warmup_share: float = 0.03, continuing: bool = False):
+    """continuing: the networks hold trained weights (--init-from), so the EMA starts from them at full decay.
+    With checkpoint, the full training state is written there every checkpoint_every steps and a run
     resumes from it when it exists (same arguments), ending with the same weights as an unbroken run.
     Returns the step it started from."""
     tokens = Tokens()
@@ -327,8 +329,8 @@ def train_diffusion(unet, text, latents, scenes, steps: int, batch: int, seed: i
     params = groups[0] + groups[1]
     opt = torch.optim.AdamW([{"params": g} for g in groups], lr=lr, weight_decay=0.01, betas=(0.9, 0.99))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, [lr, lr * text_lr_scale], total_steps=steps,
-                                                pct_start=0.03, final_div_factor=20)
-    ema = EMA([unet, text], ema_decay)
+                                                pct_start=warmup_share, final_div_factor=20)
+    ema = EMA([unet, text], ema_decay, warmup=not continuing)
     acp = sd_alphas_cumprod()
     snr = acp / (1 - acp)
     weight = torch.clamp(snr, max=snr_gamma) / snr
@@ -415,6 +417,8 @@ def main(argv=None) -> int:
     p.add_argument("--checkpoint", help="diffusion training state, written every --checkpoint-every steps; "
                                         "a run resumes from it when it exists")
     p.add_argument("--checkpoint-every", type=int, default=500)
+    p.add_argument("--init-from", help="continue from a saved demo model (its VAE, UNet and text encoder; no VAE "
+                                       "training, no text warm start): a second schedule of --steps at --lr")
     args = p.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -423,7 +427,11 @@ def main(argv=None) -> int:
 
     t_start = time.time()
     ae = arch.autoencoder()
-    if args.vae_checkpoint and os.path.exists(args.vae_checkpoint):
+    init = read_weights(args.init_from) if args.init_from else None
+    if init:
+        load_part(ae, init[0], arch.VAE_PREFIX)
+        log(f"continuing from {args.init_from}")
+    elif args.vae_checkpoint and os.path.exists(args.vae_checkpoint):
         ae.load_state_dict(torch.load(args.vae_checkpoint))
         log(f"autoencoder from {args.vae_checkpoint}")
     else:
@@ -443,22 +451,51 @@ def main(argv=None) -> int:
     base = arch.unet_model()
     clip = arch.clip_model()
     unet, text = base.diffusion_model, arch.text_transformer(clip)
-    init_weights(unet, zero_outputs=True)
-    init_weights(text)
+    if init:
+        load_part(unet, init[0], arch.UNET_PREFIX)
+        load_part(clip.cond_stage_model.clip_l.transformer, init[0], arch.CLIP_PREFIX)
+    else:
+        init_weights(unet, zero_outputs=True)
+        init_weights(text)
     unet.train().requires_grad_(True)
     text.train().requires_grad_(True)
-    pretrain_text(text, Tokens(), args.text_steps, args.text_batch, args.seed + 50)
+    if not init:
+        pretrain_text(text, Tokens(), args.text_steps, args.text_batch, args.seed + 50)
     train_diffusion(unet, text, latents, scenes, args.steps, args.batch, args.seed + 40, args.lr,
                     checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every,
                     offset_noise=args.offset_noise, text_lr_scale=args.text_lr_scale,
-                    high_t_share=args.high_t_share)
+                    high_t_share=args.high_t_share, continuing=bool(init))
+    training = {k: v for k, v in vars(args).items() if k not in ("out", "checkpoint", "init_from")} | {
+        "offset_ramp": list(OFFSET_RAMP), "high_t": HIGH_T,
+        "minutes": round((time.time() - t_start) / 60, 1), "torch": torch.__version__}
+    if init:  # the first schedule's record, so the file says how to rebuild it
+        training = {"continued_from": init[1]["training"]} | training
     meta = {"architecture": {"unet": arch.UNET_CONFIG, "clip": arch.CLIP_CONFIG, "vae": arch.VAE_CONFIG,
                              "image_size": arch.IMAGE_SIZE},
-            "training": {k: v for k, v in vars(args).items() if k not in ("out", "checkpoint")} | {
-                "offset_ramp": list(OFFSET_RAMP), "high_t": HIGH_T,
-                "minutes": round((time.time() - t_start) / 60, 1), "torch": torch.__version__}}
+            "training": training}
     save(args.out, unet, clip.cond_stage_model.clip_l.transformer, ae, meta)
     return 0
+
+
+def read_weights(path: str) -> tuple[dict, dict]:
+    from pathlib import Path
+
+    from demo_model import loader
+    sd, meta = loader.read(Path(path))
+    if meta["architecture"] != {"unet": arch.UNET_CONFIG, "clip": arch.CLIP_CONFIG, "vae": arch.VAE_CONFIG,
+                                "image_size": arch.IMAGE_SIZE}:
+        raise SystemExit(f"{path} has another architecture than demo_model/architecture.py")
+    return sd, meta
+
+
+def load_part(module: torch.nn.Module, sd: dict, prefix: str) -> None:
+    """Load the float weights under prefix (fp16 in the file) into a float32 module; every float must match."""
+    part = {k[len(prefix):]: v.float() for k, v in sd.items() if k.startswith(prefix)}
+    missing, unexpected = module.load_state_dict(part, strict=False)
+    floats = {k for k, v in module.state_dict().items() if v.is_floating_point()}
+    if unexpected or floats & set(missing):
+        raise SystemExit(f"{prefix}: weights do not match (missing {sorted(floats & set(missing))[:3]}, "
+                         f"unexpected {unexpected[:3]})")
 
 
 def init_weights(module: torch.nn.Module, zero_outputs: bool = False) -> None:

@@ -206,7 +206,7 @@ DEMO_SPECS = {
     "demo_local_blend": _demo_p2p("AttnEdit_P2PReplace", {
         "source_prompt": "a large red circle and a small blue square on a gray background",
         "target_prompts": "a large red triangle and a small blue square on a gray background",
-        "blend_words": "circle | triangle"}, "local_blend"),
+        "blend_words": "circle | triangle", "blend_resolution": "latent/2"}, "local_blend"),
     "demo_real_null_text": _demo_real(
         "a large green circle on a white background",
         {"class_type": "AttnEdit_NullTextInversion", "inputs": {

@@ -90,3 +90,20 @@ def test_text_warm_start_teaches_the_probes(comfy, capsys):
     log = capsys.readouterr().out
     accuracies = [float(a) for a in re.findall(r"min probe accuracy ([0-9.]+)", log)]
     assert accuracies[0] < 0.5 and accuracies[-1] > 0.8, log
+
+
+def test_continuing_from_the_shipped_file_starts_from_its_weights(comfy, tmp_path):
+    """--init-from loads VAE, UNet and text encoder; at lr 0 one step writes the same tensors back."""
+    from safetensors.torch import load_file
+
+    from demo_model import loader
+    from demo_model import train as T
+
+    out = tmp_path / "continued.safetensors"
+    T.main(["--init-from", str(loader.WEIGHTS), "--out", str(out), "--pool", "8", "--steps", "1", "--batch", "2",
+            "--lr", "0"])
+    before, after = load_file(str(loader.WEIGHTS)), load_file(str(out))
+    assert before.keys() == after.keys()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    meta = loader.read(out)[1]["training"]
+    assert meta["continued_from"] == loader.read()[1]["training"] and meta["steps"] == 1

@@ -70,6 +70,15 @@ def test_local_blend_keeps_the_source_outside_the_mask(comfy, layout, sampler):
     assert diff[:, ~outside].max().item() > 0
 
 
+@pytest.mark.parametrize("resolution, size", [("auto (P2P 16x16)", (16, 16)), ("latent", (32, 32)),
+                                              ("latent/2", (16, 16)), ("latent/4", (8, 8)), ("latent/8", (4, 4))])
+def test_blend_resolution_picks_the_layers_whose_maps_make_the_mask(comfy, resolution, size):
+    # 256 px: a 32x32 latent; SD1.5 has cross-attention at latent, latent/2, latent/4 and in the middle block (latent/8)
+    out, run = sample(comfy, p2p_workflow(blend_words="cat | dog", blend_resolution=resolution, width=256,
+                                          height=256, steps=2))
+    assert run["blend_map_size"] == size and run["blend_applied"] > 0
+
+
 @pytest.mark.parametrize("sampler", ["euler_ancestral", "dpmpp_2m_sde", "dpmpp_2m", "heun"])
 def test_other_samplers_share_noise_across_rows(comfy, sampler):
     out, run = sample(comfy, p2p_workflow(targets="a cat sitting on a mat", sampler=sampler))
