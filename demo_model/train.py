@@ -473,7 +473,10 @@ def main(argv=None) -> int:
     meta = {"architecture": {"unet": arch.UNET_CONFIG, "clip": arch.CLIP_CONFIG, "vae": arch.VAE_CONFIG,
                              "image_size": arch.IMAGE_SIZE},
             "training": training}
-    save(args.out, unet, clip.cond_stage_model.clip_l.transformer, ae, meta)
+    clip_text = clip.cond_stage_model.clip_l.transformer
+    with torch.no_grad():  # SD1.x's UNet takes no pooled output; identity keeps it finite (ComfyUI leaves it unset)
+        clip_text.text_projection.weight.copy_(torch.eye(*clip_text.text_projection.weight.shape))
+    save(args.out, unet, clip_text, ae, meta)
     return 0
 
 
