@@ -470,9 +470,7 @@ def main(argv=None) -> int:
         "minutes": round((time.time() - t_start) / 60, 1), "torch": torch.__version__}
     if init:  # the first schedule's record, so the file says how to rebuild it
         training = {"continued_from": init[1]["training"]} | training
-    meta = {"architecture": {"unet": arch.UNET_CONFIG, "clip": arch.CLIP_CONFIG, "vae": arch.VAE_CONFIG,
-                             "image_size": arch.IMAGE_SIZE},
-            "training": training}
+    meta = {"architecture": architecture_record(), "training": training}
     clip_text = clip.cond_stage_model.clip_l.transformer
     with torch.no_grad():  # SD1.x's UNet takes no pooled output; identity keeps it finite (ComfyUI leaves it unset)
         clip_text.text_projection.weight.copy_(torch.eye(*clip_text.text_projection.weight.shape))
@@ -480,13 +478,17 @@ def main(argv=None) -> int:
     return 0
 
 
+def architecture_record() -> dict:
+    """What a saved file's 'architecture' metadata holds (the loader builds the model from it)."""
+    return {"unet": arch.UNET_CONFIG, "clip": arch.CLIP_CONFIG, "vae": arch.VAE_CONFIG, "image_size": arch.IMAGE_SIZE}
+
+
 def read_weights(path: str) -> tuple[dict, dict]:
     from pathlib import Path
 
     from demo_model import loader
     sd, meta = loader.read(Path(path))
-    if meta["architecture"] != {"unet": arch.UNET_CONFIG, "clip": arch.CLIP_CONFIG, "vae": arch.VAE_CONFIG,
-                                "image_size": arch.IMAGE_SIZE}:
+    if meta["architecture"] != architecture_record():
         raise SystemExit(f"{path} has another architecture than demo_model/architecture.py")
     return sd, meta
 

@@ -19,7 +19,8 @@ CATEGORY = "attention_edit/prompt_to_prompt"
 
 # Which UNet level's cross-attention maps drive local blend. Official P2P reads its 16x16 layers (SD1.x at
 # 512 px: latent/4); at other model sizes another level can localise words better (the demo model: latent/2).
-BLEND_RESOLUTIONS = {"auto (P2P 16x16)": None, "latent": 0, "latent/2": 1, "latent/4": 2, "latent/8": 3}
+BLEND_AUTO = "auto (P2P 16x16)"
+BLEND_RESOLUTIONS = {BLEND_AUTO: None, "latent": 0, "latent/2": 1, "latent/4": 2, "latent/8": 3}
 
 _SCHEDULE_TIP = "Fraction of the sampling schedule, counted from its start, during which the source prompt's "
 
@@ -52,7 +53,7 @@ def _common_inputs(reweight_node: bool):
         io.Float.Input("blend_threshold", default=0.3, min=0.0, max=1.0, step=0.01, optional=True),
         io.Float.Input("blend_start", default=0.0, min=0.0, max=1.0, step=0.01, optional=True,
                        tooltip="Fraction of the schedule before local blend starts (null-text notebook: 0.2)."),
-        io.Combo.Input("blend_resolution", options=list(BLEND_RESOLUTIONS), default="auto (P2P 16x16)",
+        io.Combo.Input("blend_resolution", options=list(BLEND_RESOLUTIONS), default=BLEND_AUTO,
                        optional=True,
                        tooltip="Cross-attention layers whose maps make the blend mask. Auto: the official 16x16 "
                                "layers (latent/4 at SD1.x 512 px and SDXL 1024 px). Pick another when the mask "
@@ -86,7 +87,7 @@ def _batched_latent(node: str, latent: dict, n: int, model) -> dict:
 
 def run_p2p(node: str, mode: str, model, clip, latent, source_prompt: str, target_prompts: list[str],
             cross_replace: float, self_replace: float, word_schedule: str, reweight: str, blend_words: str,
-            blend_threshold: float, blend_start: float, blend_resolution: str = "auto (P2P 16x16)"):
+            blend_threshold: float, blend_start: float, blend_resolution: str = BLEND_AUTO):
     require_unet(node, model)
     if blend_resolution not in BLEND_RESOLUTIONS:
         raise InputError(node, "blend_resolution",
@@ -110,7 +111,7 @@ class _PromptPairNode(io.ComfyNode):
     @classmethod
     def execute(cls, model, clip, latent, source_prompt, target_prompts, cross_replace, self_replace,
                 word_schedule="", reweight="", blend_words="", blend_threshold=0.3, blend_start=0.0,
-                blend_resolution="auto (P2P 16x16)"):
+                blend_resolution=BLEND_AUTO):
         return run_p2p(cls.NODE_ID, cls.MODE, model, clip, latent, source_prompt, parse_prompt_lines(target_prompts),
                        cross_replace, self_replace, word_schedule, reweight, blend_words, blend_threshold,
                        blend_start, blend_resolution)
@@ -145,7 +146,7 @@ class P2PReweight(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, clip, latent, prompt, reweight, cross_replace, self_replace, word_schedule="",
-                blend_words="", blend_threshold=0.3, blend_start=0.0, blend_resolution="auto (P2P 16x16)"):
+                blend_words="", blend_threshold=0.3, blend_start=0.0, blend_resolution=BLEND_AUTO):
         node = "AttnEdit_P2PReweight"
         if not reweight.strip():
             raise InputError(node, "reweight", "give at least one 'word: factor', e.g. 'fluffy: 2.0'.")
