@@ -95,6 +95,13 @@ def test_reweighting_the_size_word_scales_the_object(comfy):
     assert rw["measure"][4.0] > rw["measure"][0.0], rw
 
 
+def test_pix2pix_zero_turns_a_drawn_circle_into_a_square_in_place(comfy):
+    edits = Q.pix2pix_zero_edit(comfy, 4, xas=(0.1,), sentences="world")[0.1]
+    # measured (4 drawn circles): success 100 %, colour kept 100 %, centre shift 0.072, IoU 0.55
+    assert edits.mean("success") >= 0.5 and edits.mean("kept") >= 0.5, Q._row(edits)
+    assert edits.mean("shift") <= 0.12 and edits.mean("silhouette_iou") >= 0.4, Q._row(edits)
+
+
 def test_null_text_reconstructs_clearly_better_than_plain_ddim_at_cfg_7_5(comfy):
     psnr = Q.inversion(comfy, 2, methods=("ddim_cfg7.5", "negative_prompt", "null_text"))  # 15.8 / 25.8 / 27.0 dB
     assert psnr["null_text"] >= psnr["ddim_cfg7.5"] + 4.0, psnr
