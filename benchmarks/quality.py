@@ -31,7 +31,9 @@ NULL_TEXT_INNER_STEPS = 30
 # The demo model's shape words localise in its 8x8 (latent/2) cross-attention; its 16x16 maps, which the official
 # 16x16 rule picks, are nearly flat (inside/outside ratio 1.2 vs 2.8 for run 5 on 8 scenes).
 DEMO_BLEND_RESOLUTION = "latent/2"
-SHAPE_SWAP_TRIALS = 4  # x --trials: the shape swap's structure margin needs more draws than the colour swap's
+# Shape rows run SHAPE_SWAP_TRIALS x --trials: a shape swap's structure gain over the naive baseline varies between
+# draws of 8 (centre shift 0.045 vs 0.044 on seed 200's first 8, 0.039 vs 0.072 on its first 16).
+SHAPE_SWAP_TRIALS = 4
 P2P = {"cross_replace": 0.8, "self_replace": 0.4, "word_schedule": "", "reweight": "", "blend_words": "",
        "blend_threshold": 0.3, "blend_start": 0.0}
 
@@ -449,13 +451,12 @@ def run(trials: int = 24) -> str:
 
     comfy = Comfy(pytorch_attention=True)
     lines = ["## Demo-model quality benchmark", "",
-             f"{trials} trials per row ({trials * SHAPE_SWAP_TRIALS} for shape swaps), {STEPS} steps, cfg {CFG}, {SIZE} px; P2P cross 0.8 / self 0.4.", ""]
+             f"{trials} trials per row ({trials * SHAPE_SWAP_TRIALS} for shape swaps), {STEPS} steps, cfg {CFG}, "
+             f"{SIZE} px; P2P cross {P2P['cross_replace']} / self {P2P['self_replace']}.", ""]
     base = base_model(comfy, trials * 2)
     lines += ["**Base model** (prompt -> image, analyser): " + ", ".join(f"{k} {v:.0%}" for k, v in base.items()),
               "", "| edit | n | success | other attributes kept | centre shift | |log size ratio| | "
                   "silhouette IoU | background change (0-255) |", "|---|---|---|---|---|---|---|---|"]
-    # A shape swap's structure gain over the naive baseline varies between draws of 8 (centre shift 0.045 vs
-    # 0.044 on seed 200's first 8, 0.039 vs 0.072 on its first 16), so shape rows use SHAPE_SWAP_TRIALS x trials.
     for attr, n in (("shape", trials * SHAPE_SWAP_TRIALS), ("colour", trials)):
         for s in p2p_swap(comfy, n, attr):
             lines.append(_row(s))
