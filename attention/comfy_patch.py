@@ -1,13 +1,18 @@
-"""The one place where ComfyUI's model is patched.
+"""The one place where ComfyUI's model is patched: the seam between editors and model families.
 
-`patch_model` clones a ModelPatcher, registers attn1/attn2 *replace* patches on every transformer
-block of its UNet, and installs the wrappers that give each sampling run a fresh `RunState`
-(reference/comfyui-api.md §1.3, §2.2-2.4). The patches are module-level functions that read the
-editor (config only, deepcopy-safe) and the run state from `extra_options`, so they survive
-`ModelPatcher.clone()` and cached node outputs.
+`patch_model(model, editor)` clones a ModelPatcher and lets the model family's *backend* install its hooks
+on the clone (attention/unet_backend.py: attn1/attn2 replace patches on every UNet transformer block;
+attention/joint_backend.py: ComfyUI's `optimized_attention_override` for the joint attention of Flux,
+SD3/3.5 and Qwen-Image). Shared here: the wrappers that give each sampling run a fresh `RunState`
+(OUTER_SAMPLE), row-shared noise for stochastic samplers (SAMPLER_SAMPLE), the post-CFG hook, and the
+loud failure when no patched layer was reached. The hooks are module-level functions that read the editor
+(config only, deepcopy-safe) and the run state from transformer_options, so they survive
+`ModelPatcher.clone()` and cached node outputs (ComfyUI 0.8: comfy/model_patcher.py ModelPatcher.clone,
+comfy/patcher_extension.py WrappersMP).
 
-Editors (P2P, attention-map recording, …) subclass `AttentionEditor`; the math they call lives in
-plain-torch modules next to this one.
+Editors (P2P, attention maps, guidance) subclass `AttentionEditor` and speak to the backends through it:
+UNet backends call `self_attention` / `cross_attention`, joint backends call `joint_attention` with a
+`JointCall` (text and image token spans, the latent grid, and the plain attention function).
 """
 from __future__ import annotations
 
@@ -35,25 +40,17 @@ class PatchNotCalledError(RuntimeError):
     pass
 
 
-@dataclass(frozen=True)
-class Layer:
-    """One BasicTransformerBlock: the replace-patch key and its UNet resolution level."""
-
-    block: str  # "input" | "middle" | "output"
-    number: int
-    depth: int  # block_index inside the SpatialTransformer
-    level: int  # number of 2x downsamplings between the latent and this block
-
-
 @dataclass
 class StepContext:
-    """Where the sampler is, computed once per UNet call (DIFFUSION_MODEL wrapper)."""
+    """Where the sampler is, computed once per model call."""
 
     index: int  # step index in sample_sigmas (multi-evaluation samplers: the step whose interval holds sigma)
     total: int  # number of steps in the schedule
     sigma: float
     cond_or_uncond: tuple[int, ...]
     rows_per_chunk: int
+    text_len: int = 0  # joint attention: text tokens per row in this call
+    grid: tuple[int, int] = (0, 0)  # joint attention: image tokens as (rows, columns)
 
     def chunk_rows(self, kind: int) -> list[int]:
         """Starting row of every chunk of the given kind (0 = positive, 1 = negative)."""
@@ -65,16 +62,46 @@ class StepContext:
 class RunState:
     """Mutable per-sampling-run state. Created in the OUTER_SAMPLE wrapper, dropped afterwards."""
 
-    layers: dict[tuple[str, int, int], Layer]
-    max_level: int
+    backend: "Backend"
+    layers: dict
+    max_level: int = 0  # UNet: deepest resolution level
     step: StepContext | None = None
-    calls: dict[str, int] = field(default_factory=lambda: {"attn1": 0, "attn2": 0, "unet": 0})
+    calls: dict[str, int] = field(default_factory=lambda: {"attn1": 0, "attn2": 0, "joint": 0, "model": 0})
     layers_seen: set = field(default_factory=set)
     data: dict = field(default_factory=dict)  # editor-owned per-run data
 
-    def layer(self, extra_options) -> Layer:
+    def layer(self, extra_options):
+        """The UNet layer of an attn1/attn2 call."""
         block = extra_options["block"]
         return self.layers[(block[0], block[1], extra_options.get("block_index", 0))]
+
+
+@dataclass
+class JointCall:
+    """One joint (text + image) attention call, in the layout [B, heads, L, D] whatever the family.
+
+    `text` and `image` are the token spans of the sequence; `attend(q, k, v)` runs ComfyUI's attention
+    exactly as the model would have (same function, options and any other pack's override) on tensors of
+    this layout, queries possibly fewer than keys, and returns [B, Lq, heads·D]."""
+
+    q: torch.Tensor
+    k: torch.Tensor
+    v: torch.Tensor
+    heads: int
+    text: slice
+    image: slice
+    layer: "JointLayer"
+    attend: object
+
+    def plain(self) -> torch.Tensor:
+        return self.attend(self.q, self.k, self.v)
+
+
+@dataclass(frozen=True)
+class JointLayer:
+    kind: str  # "double" | "single" (Flux), "joint" (SD3 MMDiT, Qwen-Image)
+    index: int  # block index within its kind
+    order: int  # position among all joint blocks of the model, 0-based
 
 
 class AttentionEditor:
@@ -98,85 +125,65 @@ class AttentionEditor:
     def cross_attention(self, q, k, v, heads, extra_options, run: RunState):
         return plain_attention(q, k, v, heads, extra_options)
 
+    def joint_attention(self, call: JointCall, run: RunState):
+        return call.plain()
+
     def post_cfg(self, denoised: torch.Tensor, args: dict, run: RunState) -> torch.Tensor:
         return denoised
 
 
 def plain_attention(q, k, v, heads, extra_options):
-    """Exactly what CrossAttention.forward computes without a patch (attention.py:801)."""
+    """Exactly what CrossAttention.forward computes without a patch (ComfyUI 0.8 comfy/ldm/modules/attention.py
+    CrossAttention.forward). transformer_options travel on, so another pack's `optimized_attention_override`
+    (SageAttention, caching packs) still runs under our patches."""
     import comfy.ldm.modules.attention as attention  # looked up at call time: backends can change
 
-    return attention.optimized_attention(q, k, v, heads, attn_precision=extra_options.get("attn_precision"))
+    return attention.optimized_attention(q, k, v, heads, attn_precision=extra_options.get("attn_precision"),
+                                         transformer_options=extra_options)
 
 
-# ---------------------------------------------------------------------------------------------
-# Model gate and layer enumeration
+class Backend:
+    """A model family's hooks. Config-only (it travels in model_options)."""
+
+    family = ""
+
+    def layers(self, model) -> list:
+        raise NotImplementedError
+
+    def install(self, m, layers: list) -> None:
+        raise NotImplementedError
+
+    def new_run(self, model, layers: list) -> RunState:
+        return RunState(self, {layer: layer for layer in layers})
+
+    def check_called(self, editor: AttentionEditor, run: RunState, layers: list) -> None:
+        raise NotImplementedError
+
+    def summary(self, run: RunState, layers: list) -> dict:
+        return {"layers": len(layers), "layers_called": len(run.layers_seen), "model_calls": run.calls["model"]}
 
 
-def unet_of(model):
-    """The UNetModel inside a ModelPatcher, or a clear error for DiTs and anything else."""
-    from comfy.ldm.modules.diffusionmodules.openaimodel import UNetModel
+def backend_for(model) -> Backend:
+    """The backend of this model's family, or a clear error naming the class."""
+    from .joint_backend import joint_backend_for
+    from .unet_backend import UNetBackend, is_unet
 
+    if is_unet(model):
+        return UNetBackend()
+    backend = joint_backend_for(model)
+    if backend is not None:
+        return backend
     diffusion_model = getattr(getattr(model, "model", None), "diffusion_model", None)
-    if not isinstance(diffusion_model, UNetModel):
-        kind = type(diffusion_model).__name__ if diffusion_model is not None else type(model).__name__
-        raise UnsupportedModelError(
-            f"this model's diffusion network is {kind}, not a UNet with cross-attention. "
-            "Attention editing works on SD1.x, SD2.x and SDXL (UNet) checkpoints; SD3, Flux and other "
-            "transformer (DiT) models never call UNet attention patches, so an edit would silently do nothing."
-        )
-    return diffusion_model
-
-
-def enumerate_layers(unet) -> list[Layer]:
-    """Every BasicTransformerBlock with its replace key and resolution level, found by walking the UNet."""
-    from comfy.ldm.modules.attention import SpatialTransformer
-    from comfy.ldm.modules.diffusionmodules.openaimodel import Downsample, Upsample
-
-    layers: list[Layer] = []
-
-    def visit(block_name, number, module, level):
-        for sub in module.modules() if hasattr(module, "modules") else []:
-            if isinstance(sub, SpatialTransformer):
-                for depth in range(len(sub.transformer_blocks)):
-                    layers.append(Layer(block_name, number, depth, level))
-
-    level = 0
-    for i, block in enumerate(unet.input_blocks):
-        if any(isinstance(m, Downsample) for m in block):
-            level += 1
-            continue
-        visit("input", i, block, level)
-    visit("middle", 0, unet.middle_block, level)
-    for i, block in enumerate(unet.output_blocks):
-        visit("output", i, block, level)
-        if any(isinstance(m, Upsample) for m in block):
-            level -= 1
-    return layers
+    kind = type(diffusion_model).__name__ if diffusion_model is not None else type(model).__name__
+    raise UnsupportedModelError(
+        f"this model's diffusion network is {kind}, which attention editing does not support. Supported: "
+        "SD1.x, SD2.x and SDXL (UNet cross-attention) and Flux.1 / Flux.2, SD3 / SD3.5 and Qwen-Image (joint "
+        "attention). Other networks (video models, other DiTs) never reach this pack's attention hooks, so an "
+        "edit would silently do nothing.")
 
 
 # ---------------------------------------------------------------------------------------------
-# The patches (module-level: deepcopy-safe, never stale after clone)
-
-
-def _attn1_replace(q, k, v, extra_options):
-    editor, run = extra_options.get(EDITOR_KEY), extra_options.get(RUN_KEY)
-    heads = extra_options["n_heads"]
-    if editor is None or run is None or run.step is None:
-        return plain_attention(q, k, v, heads, extra_options)
-    run.calls["attn1"] += 1
-    return editor.self_attention(q, k, v, heads, extra_options, run)
-
-
-def _attn2_replace(q, k, v, extra_options):
-    editor, run = extra_options.get(EDITOR_KEY), extra_options.get(RUN_KEY)
-    heads = extra_options["n_heads"]
-    if editor is None or run is None or run.step is None:
-        return plain_attention(q, k, v, heads, extra_options)
-    run.calls["attn2"] += 1
-    block = extra_options["block"]
-    run.layers_seen.add((block[0], block[1], extra_options.get("block_index", 0)))
-    return editor.cross_attention(q, k, v, heads, extra_options, run)
+# Shared hooks
 
 
 def step_index(sample_sigmas: torch.Tensor, sigma: float) -> int:
@@ -188,23 +195,18 @@ def step_index(sample_sigmas: torch.Tensor, sigma: float) -> int:
     return min(int(at_or_above[-1]), max(len(s) - 2, 0))
 
 
-def _diffusion_model_wrapper(executor, x, *args, **kwargs):
-    transformer_options = kwargs.get("transformer_options")
-    if transformer_options is None and len(args) >= 5:
-        transformer_options = args[4]
-    run = transformer_options.get(RUN_KEY) if transformer_options else None
-    if run is not None:
-        sigmas = transformer_options.get("sigmas")
-        sample_sigmas = transformer_options.get("sample_sigmas")
-        sigma = float(sigmas.max()) if sigmas is not None else 0.0
-        if sample_sigmas is not None and len(sample_sigmas) > 1:
-            index, total = step_index(sample_sigmas, sigma), len(sample_sigmas) - 1
-        else:
-            index, total = 0, 1
-        cond_or_uncond = tuple(transformer_options.get("cond_or_uncond", (0,)))
-        run.step = StepContext(index, total, sigma, cond_or_uncond, x.shape[0] // max(len(cond_or_uncond), 1))
-        run.calls["unet"] += 1
-    return executor(x, *args, **kwargs)
+def begin_model_call(run: RunState, batch: int, transformer_options: dict, **layout) -> None:
+    """Record the step context of one model call (every backend calls this before the network runs)."""
+    sigmas = transformer_options.get("sigmas")
+    sample_sigmas = transformer_options.get("sample_sigmas")
+    sigma = float(sigmas.max()) if sigmas is not None else 0.0
+    if sample_sigmas is not None and len(sample_sigmas) > 1:
+        index, total = step_index(sample_sigmas, sigma), len(sample_sigmas) - 1
+    else:
+        index, total = 0, 1
+    cond_or_uncond = tuple(transformer_options.get("cond_or_uncond", (0,)))
+    run.step = StepContext(index, total, sigma, cond_or_uncond, batch // max(len(cond_or_uncond), 1), **layout)
+    run.calls["model"] += 1
 
 
 def _post_cfg(args):
@@ -256,7 +258,8 @@ def _sampler_sample_wrapper(executor, guider, sigmas, extra_args, callback, nois
 
 
 def _outer_sample_wrapper(executor, *args, **kwargs):
-    """Fresh RunState per sampling run (the EasyCache lifecycle, nodes_easycache.py:144-173)."""
+    """Fresh RunState per sampling run (the EasyCache lifecycle, ComfyUI 0.8 comfy_extras/nodes_easycache.py
+    easycache_sample_wrapper)."""
     import comfy.model_patcher
 
     guider = executor.class_obj
@@ -264,44 +267,33 @@ def _outer_sample_wrapper(executor, *args, **kwargs):
     guider.model_options = comfy.model_patcher.create_model_options_clone(original)
     topts = guider.model_options.setdefault("transformer_options", {})
     editor: AttentionEditor = topts[EDITOR_KEY]
-    layers = enumerate_layers(unet_of(guider.model_patcher))
-    run = RunState({(l.block, l.number, l.depth): l for l in layers}, max(l.level for l in layers))
+    backend = backend_for(guider.model_patcher)
+    layers = backend.layers(guider.model_patcher)
+    run = backend.new_run(guider.model_patcher, layers)
     topts[RUN_KEY] = run
     try:
         editor.start_run(run)
         result = executor(*args, **kwargs)
-        if run.calls["unet"] > 0 and run.calls["attn2"] == 0:
-            raise PatchNotCalledError(
-                f"{editor.node_name}: the model ran {run.calls['unet']} times but none of the "
-                f"{len(layers)} patched attention layers was called. Another node probably replaced this "
-                "pack's attention patches (e.g. a later attention-patching node on the same MODEL); "
-                "the result would have been the unedited image."
-            )
+        backend.check_called(editor, run, layers)
         editor.finish_run(run)
-        summary = {
-            "node": editor.node_name,
-            "layers": len(layers),
-            "layers_called": len(run.layers_seen),
-            "unet_calls": run.calls["unet"],
-            "attn1_calls": run.calls["attn1"],
-            "attn2_calls": run.calls["attn2"],
-            **run.data.get("summary", {}),
-        }
+        summary = {"node": editor.node_name, "family": backend.family, **backend.summary(run, layers),
+                   **run.data.get("summary", {})}
         RUN_HISTORY.append(summary)
-        log.info("%s: %d/%d layers called, %d UNet calls, %d attn2 calls", editor.node_name,
-                 summary["layers_called"], summary["layers"], summary["unet_calls"], summary["attn2_calls"])
+        log.info("%s: %d/%d %s layers called in %d model calls", editor.node_name, summary["layers_called"],
+                 summary["layers"], backend.family, summary["model_calls"])
         return result
     finally:
         guider.model_options = original
 
 
 def patch_model(model, editor: AttentionEditor):
-    """A clone of `model` whose every UNet attention layer goes through `editor`."""
+    """A clone of `model` whose every attention layer goes through `editor` (via the family's backend)."""
     import comfy.patcher_extension
 
-    layers = enumerate_layers(unet_of(model))
+    backend = backend_for(model)
+    layers = backend.layers(model)
     if not layers:
-        raise UnsupportedModelError(f"{editor.node_name}: the model's UNet has no transformer blocks to patch.")
+        raise UnsupportedModelError(f"{editor.node_name}: the model has no attention layers to patch.")
     existing = model.model_options.get("transformer_options", {}).get(EDITOR_KEY)
     if existing is not None:
         raise ValueError(
@@ -310,12 +302,18 @@ def patch_model(model, editor: AttentionEditor):
         )
     m = model.clone()
     m.model_options.setdefault("transformer_options", {})[EDITOR_KEY] = editor
-    for layer in layers:
-        m.set_model_attn1_replace(_attn1_replace, layer.block, layer.number, layer.depth)
-        m.set_model_attn2_replace(_attn2_replace, layer.block, layer.number, layer.depth)
+    backend.install(m, layers)
     m.set_model_sampler_post_cfg_function(_post_cfg)
     m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, WRAPPER_KEY, _outer_sample_wrapper)
-    m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, WRAPPER_KEY, _diffusion_model_wrapper)
     m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.SAMPLER_SAMPLE, WRAPPER_KEY, _sampler_sample_wrapper)
-    log.info("%s: patched %d attention layers (attn1 + attn2)", editor.node_name, len(layers))
+    log.info("%s: patched %d %s attention layers", editor.node_name, len(layers), backend.family)
     return m
+
+
+def __getattr__(name):
+    # UNet helpers kept importable from here (tests and the demo code use them).
+    if name in ("enumerate_layers", "unet_of", "Layer"):
+        from . import unet_backend
+
+        return getattr(unet_backend, name)
+    raise AttributeError(name)

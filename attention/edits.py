@@ -60,29 +60,29 @@ def cross_coefficients(rows: list[EditRow], step: int, total: int) -> tuple[torc
     return torch.stack(a), torch.stack(b)
 
 
-def fold_tokens(v: torch.Tensor) -> int:
-    """Copies of the 77-slot prompt in the token axis (ComfyUI repeats a 77-token cond to match a longer
-    negative: conds.py CONDCrossAttn.concat). Softmax over r identical copies splits each weight r ways, so
-    applying the same token-axis operator to every copy is exact."""
+def fold_tokens(v: torch.Tensor, slots: int = MAX_TOKENS) -> int:
+    """Copies of the prompt's `slots`-token sequence in the token axis (ComfyUI repeats a 77-token cond to
+    match a longer negative: comfy/conds.py CONDCrossAttn.concat). Softmax over r identical copies splits
+    each weight r ways, so applying the same token-axis operator to every copy is exact."""
     tokens = v.shape[1]
-    if tokens % MAX_TOKENS:
-        raise ValueError(f"cross-attention has {tokens} text tokens, not a multiple of 77")
-    return tokens // MAX_TOKENS
+    if tokens % slots:
+        raise ValueError(f"cross-attention has {tokens} text tokens, not a multiple of {slots}")
+    return tokens // slots
 
 
 def map_values(mapper: torch.Tensor, weights: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """M (w ⊙ V) for V [E, 77·r, C], batched over E edited rows and the r copies."""
+    """M (w ⊙ V) for V [E, T·r, C] (T = the mapper's slots), batched over E edited rows and the r copies."""
     e, tokens, c = v.shape
-    copies = tokens // MAX_TOKENS
-    vv = v.reshape(e, copies, MAX_TOKENS, c) * weights.to(v)[:, None, :, None]
+    slots = mapper.shape[-1]
+    vv = v.reshape(e, tokens // slots, slots, c) * weights.to(v)[:, None, :, None]
     out = torch.einsum("ewn,ernc->erwc", mapper.to(v), vv)
     return out.reshape(e, tokens, c)
 
 
 def scale_values(weights: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     e, tokens, c = v.shape
-    copies = tokens // MAX_TOKENS
-    return (v.reshape(e, copies, MAX_TOKENS, c) * weights.to(v)[:, None, :, None]).reshape(e, tokens, c)
+    slots = weights.shape[-1]
+    return (v.reshape(e, tokens // slots, slots, c) * weights.to(v)[:, None, :, None]).reshape(e, tokens, c)
 
 
 def row_kinds(a: torch.Tensor, b: torch.Tensor) -> tuple[list[bool], list[bool]]:
@@ -100,7 +100,7 @@ def mix_cross_attention(q, k, v, attend, chunk_starts: list[int], mappers: torch
     n_edits = mappers.shape[0]
     if not chunk_starts or n_edits == 0:
         return attend(q, k, v)
-    fold_tokens(v)
+    fold_tokens(v, mappers.shape[-1])
     q2, k2, v2 = q.clone(), k.clone(), v.clone()
     extra_q, extra_k, extra_v, extra_rows = [], [], [], []
     source_only, untouched = kinds if kinds is not None else row_kinds(a, b)
@@ -152,7 +152,7 @@ def attention_probabilities(q, k, heads: int, rows: list[int] | None = None) -> 
     return torch.softmax(qh @ kh.transpose(-1, -2) * d ** -0.5, dim=-1)
 
 
-def token_maps(probs: torch.Tensor) -> torch.Tensor:
-    """[R, heads, HW, 77·r] -> head-averaged maps over the 77 slots [R, HW, 77], copies summed."""
+def token_maps(probs: torch.Tensor, slots: int = MAX_TOKENS) -> torch.Tensor:
+    """[R, heads, HW, T·r] -> head-averaged maps over the T slots [R, HW, T], copies summed."""
     r, heads, hw, tokens = probs.shape
-    return probs.mean(1).reshape(r, hw, tokens // MAX_TOKENS, MAX_TOKENS).sum(2)
+    return probs.mean(1).reshape(r, hw, tokens // slots, slots).sum(2)

@@ -4,26 +4,48 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .comfy_patch import AttentionEditor, RunState, plain_attention
+import uuid
+
+from .comfy_patch import AttentionEditor, JointCall, RunState, plain_attention
 from .edits import attention_probabilities, token_maps
+from .joint_edits import text_maps
 
 LEVELS = {"latent/4 (P2P)": 2, "latent/2": 1, "latent/8": 3, "all": None}
 
+# Finished recordings by recorder key. The recorder itself is config-only: ModelPatcher.clone() deep-copies it,
+# so a result kept on it would be lost on any clone between the maps node and the sampler.
+RESULTS: dict[str, dict] = {}
+
 
 class MapRecorder(AttentionEditor):
-    """Records head-, layer- and step-averaged cross-attention maps of the positive rows; edits nothing.
+    """Records head-, layer- and step-averaged attention maps of the positive rows onto the text tokens
+    (UNet cross-attention; the image-query × text-key block of joint attention); edits nothing.
 
-    `sink` receives the result at the end of the run (the node that owns this recorder reads it)."""
+    The result of a run is published in RESULTS[self.key] (`take_result`)."""
 
     def __init__(self, node_name: str, level: int | None):
         self.node_name = node_name
         self.level = level
-        self.sink: dict = {}
+        self.key = uuid.uuid4().hex
+
+    def take_result(self) -> dict:
+        return RESULTS.pop(self.key, {})
 
     def start_run(self, run: RunState) -> None:
-        run.data["maps"] = {}  # (h, w) -> [B, h*w, 77] sum
+        run.data["maps"] = {}  # (h, w) -> [B, h*w, T] sum
         run.data["counts"] = {}
-        self.sink.clear()
+        RESULTS.pop(self.key, None)
+
+    def joint_attention(self, call: JointCall, run: RunState):
+        starts = run.step.chunk_rows(0)
+        if starts:
+            rows = list(range(starts[0], starts[0] + run.step.rows_per_chunk))
+            maps = text_maps(call.q, call.k, call.text, call.image, rows)
+            hw = run.step.grid
+            acc = run.data["maps"].get(hw)
+            run.data["maps"][hw] = maps if acc is None else acc + maps
+            run.data["counts"][hw] = run.data["counts"].get(hw, 0) + 1
+        return call.plain()
 
     def cross_attention(self, q, k, v, heads, extra_options, run: RunState):
         level = run.layer(extra_options).level
@@ -49,8 +71,8 @@ class MapRecorder(AttentionEditor):
             m = (acc / run.data["counts"][(h, w)]).reshape(acc.shape[0], h, w, -1).permute(0, 3, 1, 2)
             m = F.interpolate(m, size=target, mode="bilinear", align_corners=False)
             total = m if total is None else total + m
-        self.sink["maps"] = (total / len(recorded)).cpu()  # [B, 77, H, W]
-        self.sink["layer_calls"] = sum(run.data["counts"].values())
+        RESULTS[self.key] = {"maps": (total / len(recorded)).cpu(),  # [B, T, H, W]
+                             "layer_calls": sum(run.data["counts"].values())}
 
 
 def _colormap(x: torch.Tensor) -> torch.Tensor:

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import torch
 
-from .comfy_patch import AttentionEditor, RunState, plain_attention
+from .comfy_patch import AttentionEditor, JointCall, RunState, plain_attention
 from .edits import (attention_probabilities, cross_coefficients, inject_self_attention, mix_cross_attention,
                     row_kinds, self_window_active, token_maps)
+from .joint_edits import mix_joint_attention, text_maps
 from .local_blend import apply_blend, blend_mask, word_maps
 from .p2p_plan import P2PPlan
 
@@ -45,9 +46,12 @@ def _edit_level(run: RunState, extra_options: dict) -> int:
 class P2PEditor(AttentionEditor):
     shares_row_noise = True
 
-    def __init__(self, plan: P2PPlan):
+    def __init__(self, plan: P2PPlan, joint_self_blocks: frozenset[int] | None = None):
+        """joint_self_blocks: joint-attention blocks (by order) that take the source's image-key block during
+        self_replace; None = every block."""
         self.plan = plan
         self.node_name = plan.node_name
+        self.joint_self_blocks = joint_self_blocks
 
     def start_run(self, run: RunState) -> None:
         run.data["summary"] = {"edited_cross_calls": 0, "injected_self_calls": 0, "blend_updates": 0,
@@ -100,6 +104,42 @@ class P2PEditor(AttentionEditor):
             return plain_attention(q_, k_, v_, heads, extra_options)
 
         return mix_cross_attention(q, k, v, attend, starts, mappers, a, b, kinds)
+
+    def joint_attention(self, call: JointCall, run: RunState):
+        starts = self._check_layout(run)
+        if not starts:
+            return call.plain()
+        text_len = call.text.stop - call.text.start
+        if text_len != self.plan.text_len:
+            raise ValueError(
+                f"{self.node_name}: the model attends to {text_len} text tokens but the prompts were encoded to "
+                f"{self.plan.text_len}. A negative prompt whose encoding is longer than the positive's makes "
+                "ComfyUI repeat the positive, which changes joint attention: shorten the negative prompt (or use "
+                "the same text encoder for both).")
+        step = run.step
+        if self.plan.blend_tokens is not None:
+            self._accumulate_joint_blend_maps(call, run, starts[0])
+        a, b, mappers, kinds = self._coefficients(run, call.q.device)
+        inject = (self_window_active(self.plan.self_start, self.plan.self_end, step.index, step.total)
+                  and (self.joint_self_blocks is None or call.layer.order in self.joint_self_blocks))
+        if all(kinds[1]) and not inject:
+            return call.plain()
+        summary = run.data["summary"]
+        summary["edited_joint_calls"] = summary.get("edited_joint_calls", 0) + 1
+        if inject:
+            summary["injected_self_calls"] += 1
+        return mix_joint_attention(call.q, call.k, call.v, call.text, call.attend, starts, mappers, a, b, kinds,
+                                   inject)
+
+    def _accumulate_joint_blend_maps(self, call: JointCall, run: RunState, start: int):
+        rows = list(range(start, start + self.plan.n_prompts))
+        h, w = run.step.grid
+        maps = text_maps(call.q, call.k, call.text, call.image, rows)  # [N, HW, T]
+        words = word_maps(maps, self.plan.blend_tokens).reshape(len(rows), h, w)
+        acc = run.data.get("blend_maps")
+        run.data["blend_maps"] = words if acc is None or acc.shape != words.shape else acc + words
+        run.data["summary"]["blend_updates"] += 1
+        run.data["summary"]["blend_map_size"] = (int(h), int(w))
 
     def _blend_level(self, run: RunState, extra_options: dict) -> int:
         if self.plan.blend_level is None:

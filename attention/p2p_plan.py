@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .edits import MAX_TOKENS, EditRow
+from .edits import EditRow
 from .options import parse_blend_words, parse_word_schedule, parse_word_values
 from .seq_align import refinement_mapper, replacement_mapper
 from .tokens import PromptTokens, WordNotFound, find_word_positions
@@ -31,14 +31,18 @@ class InputError(ValueError):
 class P2PPlan:
     node_name: str
     n_prompts: int
-    mappers: torch.Tensor  # [E, 77, 77]
+    mappers: torch.Tensor  # [E, T, T], T = the text encoder's sequence length (77 for CLIP)
     rows: list[EditRow]
     self_start: float
     self_end: float
-    blend_tokens: torch.Tensor | None  # [N, 77]: 1 on the blend words of each row (row 0 = source)
+    blend_tokens: torch.Tensor | None  # [N, T]: 1 on the blend words of each row (row 0 = source)
     blend_threshold: float
     blend_start: float
     blend_level: int | None = None  # UNet level whose maps drive the blend; None = the official choice
+
+    @property
+    def text_len(self) -> int:
+        return self.mappers.shape[-1]
 
 
 def _positions_in_target(phrase: str, src: PromptTokens, tgt: PromptTokens, mapper: torch.Tensor,
@@ -66,23 +70,24 @@ def build_plan(node: str, mode: str, source: PromptTokens, targets: list[PromptT
         raise ValueError(f"unknown P2P mode {mode!r}")
     if not targets:
         raise InputError(node, "target_prompts", "no edited prompt given: write one edited prompt per line.")
+    n_slots = source.layout.length
     mappers, aligns = [], []
     for i, tgt in enumerate(targets):
         if mode == "replace":
             try:
-                mappers.append(replacement_mapper(source, tgt))
+                mappers.append(replacement_mapper(source, tgt, n_slots))
             except ValueError as e:
                 raise InputError(node, "target_prompts", f"line {i + 1}: {e}") from None
-            aligns.append(torch.ones(MAX_TOKENS))
+            aligns.append(torch.ones(n_slots))
         elif mode == "refine":
-            gather, alphas = refinement_mapper(source, tgt)
-            mapper = torch.zeros(MAX_TOKENS, MAX_TOKENS)
-            mapper[gather.clamp(0, MAX_TOKENS - 1), torch.arange(MAX_TOKENS)] = 1.0
+            gather, alphas = refinement_mapper(source, tgt, n_slots)
+            mapper = torch.zeros(n_slots, n_slots)
+            mapper[gather.clamp(0, n_slots - 1), torch.arange(n_slots)] = 1.0
             mappers.append(mapper)
             aligns.append(alphas.float())
         else:
-            mappers.append(torch.eye(MAX_TOKENS))
-            aligns.append(torch.ones(MAX_TOKENS))
+            mappers.append(torch.eye(n_slots))
+            aligns.append(torch.ones(n_slots))
 
     try:
         schedule = parse_word_schedule(word_schedule)
@@ -99,15 +104,15 @@ def build_plan(node: str, mode: str, source: PromptTokens, targets: list[PromptT
 
     rows = []
     for tgt, mapper, align in zip(targets, mappers, aligns):
-        start = torch.zeros(MAX_TOKENS)
-        end = torch.full((MAX_TOKENS,), float(cross_replace))
+        start = torch.zeros(n_slots)
+        end = torch.full((n_slots,), float(cross_replace))
         for phrase, s, e in schedule:
             try:
                 slots = _positions_in_target(phrase, source, tgt, mapper, align)
             except WordNotFound as err:
                 raise InputError(node, "word_schedule", str(err)) from None
             start[slots], end[slots] = s, e
-        equalizer = torch.ones(MAX_TOKENS)
+        equalizer = torch.ones(n_slots)
         for phrase, value in weights:
             try:
                 slots = _positions_in_target(phrase, source, tgt, mapper, align)
@@ -122,7 +127,7 @@ def build_plan(node: str, mode: str, source: PromptTokens, targets: list[PromptT
             source_words, target_words = parse_blend_words(blend_words)
         except ValueError as e:
             raise InputError(node, "blend_words", str(e)) from None
-        blend_tokens = torch.zeros(len(targets) + 1, MAX_TOKENS)
+        blend_tokens = torch.zeros(len(targets) + 1, n_slots)
         for phrase in source_words:
             try:
                 blend_tokens[0, find_word_positions(source, phrase)] = 1.0
@@ -148,3 +153,22 @@ def build_plan(node: str, mode: str, source: PromptTokens, targets: list[PromptT
 
     return P2PPlan(node, len(targets) + 1, torch.stack(mappers), rows, 0.0, float(self_replace), blend_tokens,
                    float(blend_threshold), float(blend_start), blend_level)
+
+
+def combine_plans(plans: list[P2PPlan]) -> P2PPlan:
+    """One plan over a text sequence made of several encoders' tokens side by side (SD3: the CLIP chunk, then
+    T5): block-diagonal mappers, per-slot vectors concatenated in sequence order."""
+    if len(plans) == 1:
+        return plans[0]
+    first = plans[0]
+    mappers = torch.stack([torch.block_diag(*(p.mappers[e] for p in plans)) for e in range(first.mappers.shape[0])])
+    rows = [EditRow(*(torch.cat([getattr(p.rows[e], f) for p in plans])
+                      for f in ("mapper", "align", "window_start", "window_end", "reweight")))
+            for e in range(len(first.rows))]
+    for row, mapper in zip(rows, mappers):
+        row.mapper = mapper
+    blend = None
+    if first.blend_tokens is not None:
+        blend = torch.cat([p.blend_tokens for p in plans], dim=1)
+    return P2PPlan(first.node_name, first.n_prompts, mappers, rows, first.self_start, first.self_end, blend,
+                   first.blend_threshold, first.blend_start, first.blend_level)

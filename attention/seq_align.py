@@ -42,7 +42,8 @@ def replacement_mapper(src: PromptTokens, tgt: PromptTokens, max_len: int = MAX_
         if pt.eos_position >= max_len:
             raise ValueError(f"prompt has {len(pt.ids)} tokens, too many for max_len={max_len}")
     mapper = torch.zeros(max_len, max_len)
-    mapper[0, 0] = 1.0  # BOS
+    if src.layout.bos is not None:
+        mapper[0, 0] = 1.0  # BOS
     last_src = 0
     for ps, pt_ in zip(src.positions, tgt.positions):
         if not pt_:
@@ -121,7 +122,7 @@ def refinement_mapper(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Refine mapper: (LongTensor[max_len] source slot per target slot, FloatTensor[max_len] alphas).
 
-    Aligns BOS + tokens + EOS of both prompts (seq_aligner.py:107-118). alpha = 1 where the target
+    Aligns [BOS +] tokens + EOS of both prompts (seq_aligner.py:107-118). alpha = 1 where the target
     token aligned to a source token, 0 where it was inserted. Inserted tokens get source slot 0
     (the official keeps -1, which torch indexing reads as the last slot; with alpha 0 the value
     is unused either way). Slots past the target's EOS map to the same slot (`len(y) + arange`),

@@ -71,20 +71,47 @@ def split_words(prompt: str) -> list[Word]:
 
 
 @dataclass(frozen=True)
+class TokenizerLayout:
+    """Where a tokenizer puts a prompt's tokens in the sequence the model attends to.
+
+    CLIP BPE: BOS in slot 0, the prompt, EOS, padding to 77 (one chunk). T5 SentencePiece (Flux, SD3): no
+    start token, the prompt, EOS, padding to at least 256 (Flux) or 77 (SD3). `max_prompt_tokens` is the
+    longest prompt that keeps every row of a batch the same length."""
+
+    bos: int | None
+    eos: int
+    length: int
+    name: str = "CLIP"
+
+    @property
+    def first_slot(self) -> int:
+        return 0 if self.bos is None else 1
+
+    @property
+    def max_prompt_tokens(self) -> int:
+        return self.length - self.first_slot - 1
+
+
+CLIP_LAYOUT = TokenizerLayout(BOS, EOS, MAX_LEN)
+
+
+@dataclass(frozen=True)
 class PromptTokens:
     prompt: str
-    ids: tuple[int, ...]  # BPE ids of the prompt, no BOS/EOS
+    ids: tuple[int, ...]  # token ids of the prompt, no start/end token
     words: tuple[Word, ...]
-    positions: tuple[tuple[int, ...], ...]  # per word: its slots in the 77-token sequence
+    positions: tuple[tuple[int, ...], ...]  # per word: its slots in the encoder's token sequence
+    layout: TokenizerLayout = CLIP_LAYOUT
 
     @property
     def full_ids(self) -> list[int]:
-        """BOS + ids + EOS, i.e. what `tokenizer.encode(prompt)` gives (seq_aligner.py:108)."""
-        return [BOS, *self.ids, EOS]
+        """[BOS +] ids + EOS, i.e. what `tokenizer.encode(prompt)` gives (seq_aligner.py:108)."""
+        start = [] if self.layout.bos is None else [self.layout.bos]
+        return [*start, *self.ids, self.layout.eos]
 
     @property
     def eos_position(self) -> int:
-        return len(self.ids) + 1
+        return len(self.ids) + self.layout.first_slot
 
     @property
     def word_texts(self) -> list[str]:
@@ -96,6 +123,7 @@ class PromptTokens:
         prompt: str,
         encode_piece: EncodePiece,
         decode_token: Optional[DecodeToken] = None,
+        layout: TokenizerLayout = CLIP_LAYOUT,
     ) -> "PromptTokens":
         """Tokenize `prompt` and locate each word's tokens.
 
@@ -104,27 +132,28 @@ class PromptTokens:
         decoded token pieces are aligned to the words by characters; that needs `decode_token`.
         """
         ids = tuple(int(t) for t in encode_piece(prompt))
-        if len(ids) > MAX_PROMPT_TOKENS:
+        if len(ids) > layout.max_prompt_tokens:
             raise ValueError(
-                f"prompt needs {len(ids)} tokens, more than the {MAX_PROMPT_TOKENS}-token limit of "
-                f"one CLIP chunk ({MAX_LEN} with start/end tokens); shorten it: {_short(prompt)}"
+                f"prompt needs {len(ids)} tokens, more than the {layout.max_prompt_tokens}-token limit of "
+                f"one {layout.name} sequence ({layout.length} with start/end tokens); shorten it: {_short(prompt)}"
             )
         words = split_words(prompt)
         pieces = [[int(t) for t in encode_piece(clean_text(prompt)[w.start:w.end])] for w in words]
         if [t for p in pieces for t in p] == list(ids):
-            positions, pos = [], 1
+            positions, pos = [], layout.first_slot
             for p in pieces:
                 positions.append(tuple(range(pos, pos + len(p))))
                 pos += len(p)
         else:
-            positions = _align_decoded(prompt, words, ids, decode_token)
-        return cls(prompt, ids, tuple(words), tuple(positions))
+            positions = _align_decoded(prompt, words, ids, decode_token, layout.first_slot)
+        return cls(prompt, ids, tuple(words), tuple(positions), layout)
 
 
 def _align_decoded(
-    prompt: str, words: list[Word], ids: tuple[int, ...], decode_token: Optional[DecodeToken]
+    prompt: str, words: list[Word], ids: tuple[int, ...], decode_token: Optional[DecodeToken], first_slot: int = 1
 ) -> list[tuple[int, ...]]:
-    """Greedy char alignment: a word gets every token whose decoded text overlaps it."""
+    """Greedy char alignment: a word gets every token whose decoded text overlaps it. A token that decodes to
+    nothing (SentencePiece's lone word-start marker: T5 encodes "a" as '▁' + 'a') belongs to the word after it."""
     if decode_token is None:
         raise ValueError(
             f"could not map words to tokens: encoding the prompt word by word does not give the "
@@ -144,7 +173,8 @@ def _align_decoded(
     for w in words:
         a, b = c, c + len(w.text)
         c = b
-        positions.append(tuple(k + 1 for k, (s, e) in enumerate(token_spans) if s < b and e > a))
+        positions.append(tuple(k + first_slot for k, (s, e) in enumerate(token_spans)
+                               if (s < b and e > a) or (s == e == a)))
     return positions
 
 

@@ -1,12 +1,15 @@
 """AttnEdit_AttentionMaps: generate an image and show which pixels each prompt token attends to."""
 from __future__ import annotations
 
+import torch
 from comfy_api.latest import io
 
-from ..attention.comfy_patch import patch_model
+from ..attention.p2p_plan import InputError
+
+from ..attention.comfy_patch import backend_for, patch_model
 from ..attention.maps import LEVELS, MapRecorder, render_token_grid
-from .checks import require_unet
-from .clip_prompts import _sd_tokenizer, encode_rows, prompt_tokens
+from .checks import require_editable_model, require_latent
+from .clip_prompts import encode_rows, prompt_encoding
 
 NODE = "AttnEdit_AttentionMaps"
 
@@ -48,19 +51,30 @@ class AttentionMaps(io.ComfyNode):
                 vae=None, tile_size=128, columns=8):
         import nodes
 
-        require_unet(NODE, model)
-        pt = prompt_tokens(clip, prompt, NODE, "prompt")
+        require_editable_model(NODE, model)
+        require_latent(NODE, model, latent)
+        encoding = prompt_encoding(clip, prompt, NODE, "prompt")
         recorder = MapRecorder(NODE, LEVELS[resolution])
         patched = patch_model(model, recorder)
         positive = encode_rows(clip, [prompt])
         negative_cond = encode_rows(clip, [negative])
         (out,) = nodes.common_ksampler(patched, seed, steps, cfg, sampler_name, scheduler, positive, negative_cond,
                                        latent)
-        maps = recorder.sink["maps"][0]  # first latent row: [77, H, W]
-        hf = _sd_tokenizer(clip).tokenizer
-        labels = [hf.decode([t]).strip() or "·" for t in pt.ids]
+        result = recorder.take_result()
+        if "maps" not in result:
+            raise InputError(NODE, "model", "the sampler never reached the model's attention; nothing was recorded.")
+        maps = result["maps"][0]  # first latent row: [T, H, W]
         image = vae.decode(out["samples"][:1])[0] if vae is not None else None
-        grid = render_token_grid(maps[1:1 + len(pt.ids)], labels, image, tile_size, columns)
+        if backend_for(model).family == "UNet":  # one tile per CLIP token, as the P2P paper's Fig. 4
+            pt = encoding.primary
+            hf = encoding.segments[0][0].tokenizer.tokenizer
+            labels = [hf.decode([t]).strip() or "·" for t in pt.ids]
+            tiles = maps[1:1 + len(pt.ids)]
+        else:  # one tile per word: a T5 / LLM word is often several tokens, some of them bare word-start marks
+            words = [i for i, w in enumerate(encoding.primary.words) if not w.is_punctuation]
+            labels = [encoding.primary.words[i].text for i in words]
+            tiles = torch.stack([maps[encoding.word_slots(i)].sum(0) for i in words])
+        grid = render_token_grid(tiles, labels, image, tile_size, columns)
         return io.NodeOutput(grid[None], out)
 
 

@@ -3,13 +3,21 @@ from __future__ import annotations
 
 import torch
 
-from ..attention.comfy_patch import UnsupportedModelError, unet_of
+from ..attention.comfy_patch import UnsupportedModelError, backend_for, unet_of
 from ..attention.p2p_plan import InputError
 
 
 def require_unet(node: str, model) -> None:
     try:
         unet_of(model)
+    except UnsupportedModelError as e:
+        raise InputError(node, "model", str(e)) from None
+
+
+def require_editable_model(node: str, model) -> None:
+    """A model family whose attention one of the pack's backends reaches (UNet or joint attention)."""
+    try:
+        backend_for(model)
     except UnsupportedModelError as e:
         raise InputError(node, "model", str(e)) from None
 

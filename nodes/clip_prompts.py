@@ -3,11 +3,12 @@ and batched conditioning (one row per prompt)."""
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import torch
 
 from ..attention.p2p_plan import InputError
-from ..attention.tokens import EOS, PromptTokens
+from ..attention.tokens import CLIP_LAYOUT, MAX_LEN, PromptTokens, TokenizerLayout
 
 _WEIGHT_SYNTAX = re.compile(r"(?<!\\)[()]|embedding:", re.IGNORECASE)
 
@@ -27,9 +28,96 @@ def _sd_tokenizer(clip):
                      "attention editing supports SD1.x, SD2.x and SDXL text encoders")
 
 
-def prompt_tokens(clip, prompt: str, node: str, input_name: str) -> PromptTokens:
-    """Word positions of `prompt`, after checking the prompt fits one 77-token chunk and that our word
-    mapping reproduces exactly the ids ComfyUI will encode."""
+@dataclass(frozen=True)
+class Segment:
+    """One text encoder's tokens inside the text sequence the diffusion model attends to."""
+
+    key: str  # key of clip.tokenize()'s output
+    tokenizer: object  # ComfyUI SDTokenizer
+    layout: TokenizerLayout
+    offset: int  # first slot of this encoder's tokens in the model's text sequence
+
+
+def _t5_layout(tok) -> TokenizerLayout:
+    return TokenizerLayout(None, int(tok.end_token), int(tok.min_length or 77), "T5")
+
+
+def text_segments(clip) -> list[Segment]:
+    """Which tokenizers' tokens the model's text sequence holds, where (ComfyUI 0.8 comfy/text_encoders):
+    SD1/SD2/SDXL: one CLIP chunk (SDXL's clip_l and clip_g side by side in features, same slots);
+    Flux: T5-XXL only (CLIP-L gives just the pooled vector), padded to 256; SD3: the CLIP-L/G chunk, then
+    T5-XXL padded to 77 (sd3_clip.py SD3ClipModel.encode_token_weights)."""
+    tokenizer, model = clip.tokenizer, clip.cond_stage_model
+    name = type(tokenizer).__name__
+    if name == "FluxTokenizer" or (hasattr(tokenizer, "t5xxl") and not hasattr(tokenizer, "clip_g")
+                                   and hasattr(tokenizer, "clip_l")):
+        return [Segment("t5xxl", tokenizer.t5xxl, _t5_layout(tokenizer.t5xxl), 0)]
+    if name == "SD3Tokenizer":
+        segments, offset = [], 0
+        if getattr(model, "clip_l", None) is not None or getattr(model, "clip_g", None) is not None:
+            key = "l" if getattr(model, "clip_l", None) is not None else "g"
+            segments.append(Segment(key, getattr(tokenizer, "clip_" + key), CLIP_LAYOUT, 0))
+            offset = MAX_LEN
+        if getattr(model, "t5xxl", None) is not None:
+            segments.append(Segment("t5xxl", tokenizer.t5xxl, _t5_layout(tokenizer.t5xxl), offset))
+        return segments
+    sd_tok = _sd_tokenizer(clip)
+    key = next(k for k, v in clip.tokenize("a").items())
+    return [Segment(key, sd_tok, CLIP_LAYOUT, 0)]
+
+
+@dataclass(frozen=True)
+class PromptEncoding:
+    """A prompt's words and their token slots in each segment of the model's text sequence."""
+
+    prompt: str
+    segments: tuple[tuple[Segment, PromptTokens], ...]
+
+    @property
+    def primary(self) -> PromptTokens:
+        return self.segments[0][1]
+
+    @property
+    def text_len(self) -> int:
+        seg, pt = self.segments[-1]
+        return seg.offset + seg.layout.length
+
+    def word_slots(self, word_index: int) -> list[int]:
+        """Slots of the prompt's word in the model's text sequence (every segment)."""
+        return [seg.offset + p for seg, pt in self.segments for p in pt.positions[word_index]]
+
+
+def _segment_tokens(clip, segment: Segment, prompt: str, comfy_tokens: dict, node: str,
+                    input_name: str) -> PromptTokens:
+    hf = segment.tokenizer.tokenizer
+    chunks = comfy_tokens[segment.key]
+    layout = segment.layout
+    if len(chunks) > 1:
+        raise InputError(node, input_name,
+                         f"the prompt needs {len(chunks)} chunks of {MAX_LEN} tokens; edits address token slots "
+                         "of a single chunk, so keep each prompt within 75 tokens.")
+    ids = [int(t[0]) for t in chunks[0][layout.first_slot:]]
+    if layout.eos in ids:
+        ids = ids[: ids.index(layout.eos)]
+    if len(ids) > layout.max_prompt_tokens:
+        raise InputError(node, input_name,
+                         f"the prompt needs {len(ids)} {layout.name} tokens; prompts of more than "
+                         f"{layout.max_prompt_tokens} make the rows of an edit differ in length, so shorten it.")
+    try:
+        pt = PromptTokens.build(prompt, lambda text: hf(text, add_special_tokens=False)["input_ids"],
+                                lambda token: hf.decode([token]), layout)
+    except ValueError as e:
+        raise InputError(node, input_name, str(e)) from None
+    if ids != list(pt.ids):
+        raise InputError(node, input_name,
+                         f"could not map the words of '{prompt}' onto ComfyUI's {layout.name} tokens "
+                         f"({len(pt.ids)} vs {len(ids)} tokens); simplify unusual characters.")
+    return pt
+
+
+def prompt_encoding(clip, prompt: str, node: str, input_name: str) -> PromptEncoding:
+    """Word positions of `prompt` in every text encoder the model attends to, each checked to reproduce
+    exactly the ids ComfyUI will encode."""
     if not prompt.strip():
         raise InputError(node, input_name, "the prompt is empty.")
     if _WEIGHT_SYNTAX.search(prompt):
@@ -37,25 +125,15 @@ def prompt_tokens(clip, prompt: str, node: str, input_name: str) -> PromptTokens
                          f"'{prompt}' uses ComfyUI weight syntax '(word:1.2)' or 'embedding:'. They change the "
                          "tokens that edits address, so they are not supported in edited prompts: use the "
                          "'reweight' input to strengthen or weaken a word, or escape literal brackets as \\( \\).")
-    sd_tok = _sd_tokenizer(clip)
-    hf = sd_tok.tokenizer
-    comfy_chunks = next(iter(clip.tokenize(prompt).values()))
-    if len(comfy_chunks) > 1:
-        raise InputError(node, input_name,
-                         f"the prompt needs {len(comfy_chunks)} chunks of 77 tokens; edits address token slots "
-                         "of a single chunk, so keep each prompt within 75 tokens.")
-    try:
-        pt = PromptTokens.build(prompt, lambda text: hf(text)["input_ids"][1:-1],
-                                lambda token: hf.decode([token]))
-    except ValueError as e:
-        raise InputError(node, input_name, str(e)) from None
-    ids = [int(t[0]) for t in comfy_chunks[0][1:]]
-    ids = ids[: ids.index(EOS)] if EOS in ids else ids
-    if ids != list(pt.ids):
-        raise InputError(node, input_name,
-                         f"could not map the words of '{prompt}' onto ComfyUI's tokens "
-                         f"({len(pt.ids)} vs {len(ids)} tokens); simplify unusual characters.")
-    return pt
+    comfy_tokens = clip.tokenize(prompt)
+    segments = tuple((seg, _segment_tokens(clip, seg, prompt, comfy_tokens, node, input_name))
+                     for seg in text_segments(clip))
+    return PromptEncoding(prompt, segments)
+
+
+def prompt_tokens(clip, prompt: str, node: str, input_name: str) -> PromptTokens:
+    """The prompt's tokens in the (first) text encoder the model attends to."""
+    return prompt_encoding(clip, prompt, node, input_name).primary
 
 
 def encode_rows(clip, prompts: list[str]):

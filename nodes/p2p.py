@@ -11,9 +11,9 @@ from comfy_api.latest import io
 from ..attention.comfy_patch import patch_model
 from ..attention.options import parse_prompt_lines
 from ..attention.p2p_editor import P2PEditor
-from ..attention.p2p_plan import InputError, build_plan
-from .checks import require_latent, require_unet
-from .clip_prompts import encode_rows, prompt_tokens
+from ..attention.p2p_plan import InputError, build_plan, combine_plans
+from .checks import require_editable_model, require_latent
+from .clip_prompts import encode_rows, prompt_encoding
 
 CATEGORY = "attention_edit/prompt_to_prompt"
 
@@ -88,16 +88,19 @@ def _batched_latent(node: str, latent: dict, n: int, model) -> dict:
 def run_p2p(node: str, mode: str, model, clip, latent, source_prompt: str, target_prompts: list[str],
             cross_replace: float, self_replace: float, word_schedule: str, reweight: str, blend_words: str,
             blend_threshold: float, blend_start: float, blend_resolution: str = BLEND_AUTO):
-    require_unet(node, model)
+    require_editable_model(node, model)
     if blend_resolution not in BLEND_RESOLUTIONS:
         raise InputError(node, "blend_resolution",
                          f"{blend_resolution!r} is not one of {', '.join(map(repr, BLEND_RESOLUTIONS))}.")
-    source = prompt_tokens(clip, source_prompt, node, "source_prompt" if mode != "reweight" else "prompt")
-    targets = [prompt_tokens(clip, p, node, "target_prompts" if mode != "reweight" else "prompt")
+    source = prompt_encoding(clip, source_prompt, node, "source_prompt" if mode != "reweight" else "prompt")
+    targets = [prompt_encoding(clip, p, node, "target_prompts" if mode != "reweight" else "prompt")
                for p in target_prompts]
-    plan = build_plan(node, mode, source, targets, cross_replace, self_replace, word_schedule or "",
-                      reweight or "", blend_words or "", blend_threshold, blend_start,
-                      BLEND_RESOLUTIONS[blend_resolution])
+    # one plan per text encoder the model attends to (SD3: CLIP then T5), joined along the text sequence
+    plan = combine_plans([
+        build_plan(node, mode, src_tokens, [t.segments[i][1] for t in targets], cross_replace, self_replace,
+                   word_schedule or "", reweight or "", blend_words or "", blend_threshold, blend_start,
+                   BLEND_RESOLUTIONS[blend_resolution])
+        for i, (_, src_tokens) in enumerate(source.segments)])
     patched = patch_model(model, P2PEditor(plan))
     positive = encode_rows(clip, [source_prompt, *target_prompts])
     return io.NodeOutput(patched, positive, _batched_latent(node, latent, plan.n_prompts, model))

@@ -11,18 +11,22 @@ class TinyModels(io.ComfyNode):
         return io.Schema(
             node_id="AttnEditTest_TinyModels",
             category="testing",
-            inputs=[io.Combo.Input("layout", options=["sd15", "sd2v", "sdxl", "dit"]), io.Int.Input("seed", default=0)],
+            inputs=[io.Combo.Input("layout", options=["sd15", "sd2v", "sdxl", "dit", "flux", "sd3", "qwen_image"]),
+                    io.Int.Input("seed", default=0)],
             outputs=[io.Model.Output(), io.Clip.Output(), io.Vae.Output()],
         )
 
     @classmethod
     def execute(cls, layout, seed):
-        from .tiny_models import build_clip, build_model, build_vae
+        from .tiny_models import build_clip, build_joint, build_model, build_vae
 
         key = (layout, seed)
         if key not in _MODELS:
-            clip_layout = "sdxl" if layout == "sdxl" else "sd15"
-            _MODELS[key] = (build_model(layout, seed), build_clip(clip_layout, seed), build_vae(seed))
+            if layout in ("flux", "sd3", "qwen_image"):
+                _MODELS[key] = build_joint(layout, seed)
+            else:
+                clip_layout = "sdxl" if layout == "sdxl" else "sd15"
+                _MODELS[key] = (build_model(layout, seed), build_clip(clip_layout, seed), build_vae(seed))
         return io.NodeOutput(*_MODELS[key])
 
 

@@ -4,7 +4,8 @@ Layouts keep the real block structure of each family with shrunken widths:
 - sd15: 4 levels x 2 res blocks, attention on the first three levels and the middle (as SD1.5), context 64.
 - sd2v: the same with linear projections, 64-wide heads, fp32 attention and v-prediction (SD2.x).
 - sdxl: 3 levels x 2 res blocks, no attention on level 0, depth 1/2 (SDXL: 0/2/10), clip_l ⊕ clip_g context, ADM.
-- dit:  a tiny SD3 MMDiT, used to check that DiT models are refused.
+- dit:  a tiny AuraFlow MMDiT, a DiT no backend reaches, used to check that such models are refused.
+- flux / sd3 / qwen_image: tiny joint-attention layouts (build_joint).
 Weights are initialised explicitly from a seeded generator (ComfyUI's ops skip init: pitfall 1).
 """
 from __future__ import annotations
@@ -66,12 +67,10 @@ def build_model(layout: str, seed: int = 0):
     import comfy.supported_models
 
     device = torch.device("cpu")
-    if layout == "dit":
-        unet_config = {"in_channels": 16, "pos_embed_scaling_factor": None, "input_size": None, "patch_size": 2,
-                       "depth": 2, "adm_in_channels": 64, "context_embedder_config": {
-                           "target": "torch.nn.Linear", "params": {"in_features": 64, "out_features": 128}},
-                       "pos_embed_max_size": 16, "num_patches": 256, "out_channels": 16}
-        config = comfy.supported_models.SD3(unet_config)
+    if layout == "dit":  # a DiT no backend of the pack reaches (AuraFlow's MMDiT): must be refused
+        unet_config = {"in_channels": 4, "out_channels": 4, "patch_size": 2, "dim": 64, "n_layers": 2,
+                       "n_double_layers": 1, "n_heads": 2, "global_conddim": 64, "cond_seq_dim": 64, "max_seq": 64}
+        config = comfy.supported_models.AuraFlow(unet_config)
         config.set_inference_dtype(torch.float32, None)
         base = config.get_model({}, "")
     else:
@@ -119,3 +118,75 @@ def build_vae(seed: int = 0):
     ae = AutoencoderKL(**VAE_PARAMS)
     init_weights(ae, seed + 2)
     return comfy.sd.VAE(sd=ae.state_dict(), config={"params": VAE_PARAMS})
+
+
+# ------------------------------------------------------------------------------------------------
+# Transformer (joint-attention) layouts. Text encoders keep the real tokenizers ComfyUI ships (T5
+# SentencePiece, CLIP BPE) with shrunken widths; the DiTs keep their block structure.
+
+T5_TINY = {"d_ff": 128, "d_kv": 16, "d_model": 64, "num_heads": 4, "num_layers": 2, "vocab_size": 32128}
+
+FLUX_CONFIGS = {
+    # Flux.1-dev: guidance embedding, double + single blocks, 3-axis RoPE (axes sum to the head width).
+    "flux": dict(image_model="flux", in_channels=16, out_channels=16, vec_in_dim=64, context_in_dim=64,
+                 hidden_size=64, mlp_ratio=2.0, num_heads=2, depth=2, depth_single_blocks=2, axes_dim=[8, 12, 12],
+                 theta=10000, patch_size=2, qkv_bias=True, guidance_embed=True, txt_ids_dims=[]),
+}
+# The benchmark layout: Flux's real widths (hidden 3072, 24 heads of 128) at reduced depth, random weights.
+FLUX_CONFIGS["flux_full"] = dict(FLUX_CONFIGS["flux"], vec_in_dim=768, context_in_dim=4096, hidden_size=3072,
+                                 mlp_ratio=4.0, num_heads=24, depth=2, depth_single_blocks=4, axes_dim=[16, 56, 56])
+
+
+def build_flux_model(layout: str, seed: int = 0):
+    import comfy.model_patcher
+    import comfy.supported_models
+
+    config = comfy.supported_models.Flux(dict(FLUX_CONFIGS[layout]))
+    config.set_inference_dtype(torch.float32, None)
+    base = config.get_model({}, "")
+    init_weights(base, seed)
+    with torch.no_grad():
+        # trained Flux reads the prompt from T5's tokens; CLIP's pooled vector only nudges the modulation
+        base.diffusion_model.vector_in.out_layer.weight.mul_(0.05)
+        # QK-norm scales (RMSNorm "scale", not "weight": init_weights would leave them ~0.02, i.e. uniform
+        # attention): peaked attention, as a trained model's, so that editing the maps shows in the image
+        for name, p in base.named_parameters():
+            if name.endswith("norm.scale"):
+                p.fill_(2.5)
+    device = torch.device("cpu")
+    return comfy.model_patcher.ModelPatcher(base, load_device=device, offload_device=device)
+
+
+def build_flux_clip(seed: int = 0, full_width: bool = False):
+    """FluxClipModel (CLIP-L pooled + T5-XXL tokens) with tiny widths and ComfyUI's real tokenizers."""
+    import comfy.sd
+    import comfy.supported_models_base
+    import comfy.text_encoders.flux
+
+    target = comfy.supported_models_base.ClipTarget(comfy.text_encoders.flux.FluxTokenizer,
+                                                    comfy.text_encoders.flux.flux_clip(dtype_t5=torch.float32))
+    options = {"clip_l_model_config": CLIP_L, "t5xxl_model_config": T5_TINY}
+    if full_width:
+        options = {"clip_l_model_config": {"projection_dim": 768},
+                   "t5xxl_model_config": dict(T5_TINY, d_model=4096, num_heads=64, d_kv=64)}
+    clip = comfy.sd.CLIP(target, model_options=options)
+    init_weights(clip.cond_stage_model, seed + 1)
+    return clip
+
+
+def build_flux_vae(seed: int = 0):
+    """A 16-channel 8x VAE (Flux's latent format)."""
+    import comfy.sd
+    from comfy.ldm.models.autoencoder import AutoencoderKL
+
+    params = {"ddconfig": dict(VAE_PARAMS["ddconfig"], z_channels=16), "embed_dim": 16}
+    ae = AutoencoderKL(**params)
+    init_weights(ae, seed + 2)
+    return comfy.sd.VAE(sd=ae.state_dict(), config={"params": params})
+
+
+def build_joint(layout: str, seed: int = 0):
+    """(MODEL, CLIP, VAE) of a tiny joint-attention layout."""
+    if layout == "flux":
+        return build_flux_model("flux", seed), build_flux_clip(seed), build_flux_vae(seed)
+    raise ValueError(f"unknown joint layout {layout!r}")

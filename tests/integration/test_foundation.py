@@ -60,4 +60,5 @@ def test_dit_model_is_refused_with_a_clear_message(comfy):
     result = comfy.run(sampler_workflow("dit", patch="AttnEditTest_IdentityPatch"), expect_success=False)
     assert not result["ok"]
     message = result["error"]["exception_message"]
-    assert "not a UNet" in message and "DiT" in message, message
+    assert "AuraFlow" in message or "MMDiT" in message, message
+    assert "does not support" in message and "Flux" in message, message

@@ -1,0 +1,177 @@
+"""Joint-attention backend (Flux.1 / Flux.2, SD3 / SD3.5 MMDiT, Qwen-Image): one hook on every attention call.
+
+In ComfyUI 0.8 every attention call of these networks goes through `optimized_attention`, wrapped by
+`wrap_attn` (comfy/ldm/modules/attention.py), which hands the call to
+`transformer_options["optimized_attention_override"](func, *args, **kwargs)` when that is set. The joint
+sequence is text first, then image tokens (Flux: comfy/ldm/flux/layers.py DoubleStreamBlock.forward and
+model.py forward_orig, single blocks on cat(txt, img); SD3: mmdit.py _block_mixing, context first; Qwen-Image:
+qwen_image/model.py Attention.forward). q and k arrive after RoPE.
+
+Layouts differ per family and are normalised here to [B, heads, L, D]:
+- Flux, Qwen-Image: `func(q, k, v, heads, skip_reshape=True, mask=...)` with q/k/v [B, H, L, D]; the
+  models set `block_type` / `block_index` in transformer_options.
+- SD3 MMDiT: `func(q, k, v, heads=H)` with q/k [B, L, H·D] and v [B, L, H, D]; no block id is set, so a
+  block is its position among the joint calls of one model call. SD3.5's image-only attention (block 0,
+  `x_block_self_attn`) has no text tokens and runs plain.
+An APPLY_MODEL wrapper (MMDiT never calls the DIFFUSION_MODEL wrapper) records the step, the text length
+(the conditioning's token count) and the latent grid before each model call.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .comfy_patch import (EDITOR_KEY, RUN_KEY, WRAPPER_KEY, Backend, JointCall, JointLayer, PatchNotCalledError,
+                          RunState, begin_model_call)
+
+OVERRIDE_KEY = "optimized_attention_override"
+PREVIOUS_OVERRIDE_KEY = "attn_edit_previous_override"
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    block_lists: tuple[tuple[str, str], ...]  # (kind, attribute of the diffusion model holding the blocks)
+    patch_size_attr: str = "patch_size"
+    block_ids: bool = True  # the model sets block_type / block_index in transformer_options
+
+
+FAMILIES = {
+    "Flux": Family("Flux", (("double", "double_blocks"), ("single", "single_blocks"))),
+    "SD3": Family("SD3", (("joint", "joint_blocks"),), block_ids=False),
+    "QwenImage": Family("QwenImage", (("double", "transformer_blocks"),)),
+}
+
+
+def _family_of(diffusion_model) -> Family | None:
+    from comfy.ldm.flux.model import Flux
+    from comfy.ldm.modules.diffusionmodules.mmdit import MMDiT
+    from comfy.ldm.qwen_image.model import QwenImageTransformer2DModel
+
+    if type(diffusion_model) is Flux:  # Flux.1 and Flux.2 share the class; subclasses (Chroma, ...) differ
+        return FAMILIES["Flux"]
+    if isinstance(diffusion_model, MMDiT):
+        return FAMILIES["SD3"]
+    if type(diffusion_model) is QwenImageTransformer2DModel:
+        return FAMILIES["QwenImage"]
+    return None
+
+
+def joint_backend_for(model) -> "JointBackend | None":
+    diffusion_model = getattr(getattr(model, "model", None), "diffusion_model", None)
+    family = _family_of(diffusion_model) if diffusion_model is not None else None
+    if family is None:
+        return None
+    if any(getattr(b, "flipped_img_txt", False) for b in getattr(diffusion_model, "double_blocks", [])):
+        return None  # image-first joint sequences: not supported (no ComfyUI model ships them for editing)
+    return JointBackend(family.name)
+
+
+def _layers(model, family: Family) -> list[JointLayer]:
+    dm = model.model.diffusion_model
+    layers, order = [], 0
+    for kind, attr in family.block_lists:
+        for index in range(len(getattr(dm, attr, None) or [])):
+            layers.append(JointLayer(kind, index, order))
+            order += 1
+    return layers
+
+
+def _apply_model_wrapper(executor, x, t, c_concat, c_crossattn, control, transformer_options, **kwargs):
+    run = transformer_options.get(RUN_KEY) if transformer_options else None
+    if run is not None:
+        patch = run.data.get("patch_size", 2)
+        grid = ((x.shape[-2] + patch // 2) // patch, (x.shape[-1] + patch // 2) // patch)
+        text_len = int(c_crossattn.shape[1]) if c_crossattn is not None else 0
+        begin_model_call(run, x.shape[0], transformer_options, text_len=text_len, grid=grid)
+        run.data["joint_call_order"] = 0
+    return executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
+
+
+def _to_bhld(t, heads):
+    """[B, L, H·D] or [B, L, H, D] -> [B, H, L, D]."""
+    b, length = t.shape[0], t.shape[1]
+    return t.reshape(b, length, heads, -1).transpose(1, 2)
+
+
+def _joint_override(func, *args, **kwargs):
+    topts = kwargs.get("transformer_options") or {}
+    previous = topts.get(PREVIOUS_OVERRIDE_KEY)
+    inner = (lambda *a, **kw: previous(func, *a, **kw)) if previous is not None else func
+    editor, run = topts.get(EDITOR_KEY), topts.get(RUN_KEY)
+    if editor is None or run is None or run.step is None:
+        return inner(*args, **kwargs)
+    q, k, v = args[:3]
+    rest = list(args[3:])
+    heads = rest.pop(0) if rest else kwargs.pop("heads")
+    mask = rest.pop(0) if rest else kwargs.pop("mask", None)
+    skip_reshape = kwargs.get("skip_reshape", False)
+    if rest or kwargs.get("skip_output_reshape"):
+        return inner(*args, **kwargs)
+    length = q.shape[2] if skip_reshape else q.shape[1]
+    text_len = run.step.text_len
+    grid = run.step.grid
+    if mask is not None or text_len == 0 or length < text_len + grid[0] * grid[1]:
+        # masked calls (a padding mask would be sliced wrongly) and image-only calls (SD3.5 block 0's extra
+        # attention) run as ComfyUI would
+        kw = dict(kwargs, mask=mask) if mask is not None else kwargs
+        return inner(q, k, v, heads, **kw) if skip_reshape else inner(q, k, v, heads=heads, **kw)
+    family = FAMILIES[run.backend.family]
+    if family.block_ids and "block_type" in topts:
+        kind, index = topts["block_type"], topts.get("block_index", 0)
+        layer = run.data["layer_by_id"].get((kind, index))
+    else:
+        layer = run.data["layer_by_order"].get(run.data.get("joint_call_order", 0))
+    run.data["joint_call_order"] = run.data.get("joint_call_order", 0) + 1
+    if layer is None:
+        return inner(q, k, v, heads, **kwargs) if skip_reshape else inner(q, k, v, heads=heads, **kwargs)
+    run.calls["joint"] += 1
+    run.layers_seen.add(layer)
+    kw = {key: val for key, val in kwargs.items() if key not in ("skip_reshape",)}
+    if skip_reshape:
+        def attend(q_, k_, v_):
+            return inner(q_, k_, v_, heads, skip_reshape=True, **kw)
+    else:
+        def attend(q_, k_, v_):
+            b = q_.shape[0]
+            return inner(*(t.transpose(1, 2).reshape(b, t.shape[2], -1) for t in (q_, k_, v_)), heads=heads, **kw)
+        q, k, v = _to_bhld(q, heads), _to_bhld(k, heads), _to_bhld(v, heads)
+    call = JointCall(q, k, v, heads, slice(0, text_len), slice(text_len, text_len + grid[0] * grid[1]), layer,
+                     attend)
+    return editor.joint_attention(call, run)
+
+
+class JointBackend(Backend):
+    def __init__(self, family: str):
+        self.family = family
+
+    def layers(self, model) -> list[JointLayer]:
+        return _layers(model, FAMILIES[self.family])
+
+    def new_run(self, model, layers: list[JointLayer]) -> RunState:
+        run = RunState(self, {layer: layer for layer in layers})
+        run.data["layer_by_id"] = {(layer.kind, layer.index): layer for layer in layers}
+        run.data["layer_by_order"] = {layer.order: layer for layer in layers}
+        dm = model.model.diffusion_model
+        run.data["patch_size"] = int(getattr(dm, "patch_size", 2) or 2)
+        return run
+
+    def install(self, m, layers: list[JointLayer]) -> None:
+        import comfy.patcher_extension
+
+        topts = m.model_options.setdefault("transformer_options", {})
+        previous = topts.get(OVERRIDE_KEY)
+        if previous is not None and previous is not _joint_override:
+            topts[PREVIOUS_OVERRIDE_KEY] = previous  # another pack's attention backend keeps running under ours
+        topts[OVERRIDE_KEY] = _joint_override
+        m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, WRAPPER_KEY, _apply_model_wrapper)
+
+    def check_called(self, editor, run: RunState, layers: list[JointLayer]) -> None:
+        if run.calls["model"] > 0 and run.calls["joint"] == 0:
+            raise PatchNotCalledError(
+                f"{editor.node_name}: the model ran {run.calls['model']} times but none of its {len(layers)} "
+                f"joint-attention blocks reached this pack's hook. Another node probably replaced ComfyUI's "
+                "attention override on the same MODEL after this node; the result would have been the unedited "
+                "image.")
+
+    def summary(self, run: RunState, layers: list[JointLayer]) -> dict:
+        return {**super().summary(run, layers), "joint_calls": run.calls["joint"]}

@@ -1,0 +1,131 @@
+"""UNet backend (SD1.x, SD2.x, SDXL): attn1/attn2 replace patches on every transformer block.
+
+ComfyUI 0.8 calls a replace patch registered for (block, number, block_index) instead of the attention of
+that BasicTransformerBlock (comfy/ldm/modules/attention.py BasicTransformerBlock.forward); attn1 is
+self-attention over the image tokens, attn2 cross-attention to the 77-token text. A DIFFUSION_MODEL wrapper
+records the step context before each UNet call.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .comfy_patch import (EDITOR_KEY, RUN_KEY, WRAPPER_KEY, Backend, PatchNotCalledError, RunState,
+                          begin_model_call, plain_attention)
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One BasicTransformerBlock: the replace-patch key and its UNet resolution level."""
+
+    block: str  # "input" | "middle" | "output"
+    number: int
+    depth: int  # block_index inside the SpatialTransformer
+    level: int  # number of 2x downsamplings between the latent and this block
+
+
+def is_unet(model) -> bool:
+    from comfy.ldm.modules.diffusionmodules.openaimodel import UNetModel
+
+    return isinstance(getattr(getattr(model, "model", None), "diffusion_model", None), UNetModel)
+
+
+def unet_of(model):
+    """The UNetModel inside a ModelPatcher, or a clear error for any other network."""
+    from .comfy_patch import UnsupportedModelError
+
+    if not is_unet(model):
+        diffusion_model = getattr(getattr(model, "model", None), "diffusion_model", None)
+        kind = type(diffusion_model).__name__ if diffusion_model is not None else type(model).__name__
+        raise UnsupportedModelError(
+            f"this model's diffusion network is {kind}, not a UNet with cross-attention. This input needs an "
+            "SD1.x, SD2.x or SDXL (UNet) checkpoint.")
+    return model.model.diffusion_model
+
+
+def enumerate_layers(unet) -> list[Layer]:
+    """Every BasicTransformerBlock with its replace key and resolution level, found by walking the UNet."""
+    from comfy.ldm.modules.attention import SpatialTransformer
+    from comfy.ldm.modules.diffusionmodules.openaimodel import Downsample, Upsample
+
+    layers: list[Layer] = []
+
+    def visit(block_name, number, module, level):
+        for sub in module.modules() if hasattr(module, "modules") else []:
+            if isinstance(sub, SpatialTransformer):
+                for depth in range(len(sub.transformer_blocks)):
+                    layers.append(Layer(block_name, number, depth, level))
+
+    level = 0
+    for i, block in enumerate(unet.input_blocks):
+        if any(isinstance(m, Downsample) for m in block):
+            level += 1
+            continue
+        visit("input", i, block, level)
+    visit("middle", 0, unet.middle_block, level)
+    for i, block in enumerate(unet.output_blocks):
+        visit("output", i, block, level)
+        if any(isinstance(m, Upsample) for m in block):
+            level -= 1
+    return layers
+
+
+def _attn1_replace(q, k, v, extra_options):
+    editor, run = extra_options.get(EDITOR_KEY), extra_options.get(RUN_KEY)
+    heads = extra_options["n_heads"]
+    if editor is None or run is None or run.step is None:
+        return plain_attention(q, k, v, heads, extra_options)
+    run.calls["attn1"] += 1
+    return editor.self_attention(q, k, v, heads, extra_options, run)
+
+
+def _attn2_replace(q, k, v, extra_options):
+    editor, run = extra_options.get(EDITOR_KEY), extra_options.get(RUN_KEY)
+    heads = extra_options["n_heads"]
+    if editor is None or run is None or run.step is None:
+        return plain_attention(q, k, v, heads, extra_options)
+    run.calls["attn2"] += 1
+    block = extra_options["block"]
+    run.layers_seen.add((block[0], block[1], extra_options.get("block_index", 0)))
+    return editor.cross_attention(q, k, v, heads, extra_options, run)
+
+
+def _diffusion_model_wrapper(executor, x, *args, **kwargs):
+    transformer_options = kwargs.get("transformer_options")
+    if transformer_options is None and len(args) >= 5:
+        transformer_options = args[4]
+    run = transformer_options.get(RUN_KEY) if transformer_options else None
+    if run is not None:
+        begin_model_call(run, x.shape[0], transformer_options)
+    return executor(x, *args, **kwargs)
+
+
+class UNetBackend(Backend):
+    family = "UNet"
+
+    def layers(self, model) -> list[Layer]:
+        return enumerate_layers(unet_of(model))
+
+    def new_run(self, model, layers: list[Layer]) -> RunState:
+        return RunState(self, {(l.block, l.number, l.depth): l for l in layers}, max(l.level for l in layers))
+
+    def install(self, m, layers: list[Layer]) -> None:
+        import comfy.patcher_extension
+
+        for layer in layers:
+            m.set_model_attn1_replace(_attn1_replace, layer.block, layer.number, layer.depth)
+            m.set_model_attn2_replace(_attn2_replace, layer.block, layer.number, layer.depth)
+        m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, WRAPPER_KEY,
+                               _diffusion_model_wrapper)
+
+    def check_called(self, editor, run: RunState, layers: list[Layer]) -> None:
+        if run.calls["model"] > 0 and run.calls["attn2"] == 0:
+            raise PatchNotCalledError(
+                f"{editor.node_name}: the model ran {run.calls['model']} times but none of the "
+                f"{len(layers)} patched attention layers was called. Another node probably replaced this "
+                "pack's attention patches (e.g. a later attention-patching node on the same MODEL); "
+                "the result would have been the unedited image."
+            )
+
+    def summary(self, run: RunState, layers: list[Layer]) -> dict:
+        return {**super().summary(run, layers), "unet_calls": run.calls["model"], "attn1_calls": run.calls["attn1"],
+                "attn2_calls": run.calls["attn2"]}

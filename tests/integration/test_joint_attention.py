@@ -1,0 +1,113 @@
+"""Prompt-to-Prompt and attention maps on joint (MM-DiT) attention, in real ComfyUI, on tiny random-weight
+Flux / SD3 / Qwen-Image layouts built from ComfyUI's classes with the real tokenizers ComfyUI ships."""
+import pytest
+import torch
+
+from tests.integration.conftest import p2p_workflow, sample
+
+LAYOUTS = ["flux"]
+SOURCE = "a red cat sitting on a mat"
+TARGET = "a red dog sitting on a mat"
+
+
+def joint_p2p(layout, node="AttnEdit_P2PReplace", source=SOURCE, targets=TARGET, cfg=1.0, patched=True, negative="",
+              **kwargs):
+    wf = p2p_workflow(node=node, layout=layout, source=source, targets=targets, cfg=cfg, width=64, height=64,
+                      patched=patched, negative=negative, **kwargs)
+    wf["5"] = {"class_type": "EmptySD3LatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}}
+    return wf
+
+
+def plain_batch(layout, **kwargs):
+    """The same batch (prompt rows, shared noise) sampled with the unpatched model."""
+    return joint_p2p(layout, patched=False, cross=0.0, self_=0.0, **kwargs)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_joint_hook_is_reached_on_every_block(comfy, layout):
+    out, run = sample(comfy, joint_p2p(layout, steps=3))
+    assert run["family"] and run["layers"] > 0
+    assert run["layers_called"] == run["layers"], run
+    assert run["joint_calls"] == run["layers"] * run["model_calls"], run
+    assert run["edited_joint_calls"] > 0 and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_identical_prompts_give_identical_rows(comfy, layout):
+    out, run = sample(comfy, joint_p2p(layout, targets=SOURCE, steps=4))
+    assert run["edited_joint_calls"] > 0
+    torch.testing.assert_close(out[1], out[0], atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("cfg", [1.0, 3.0])
+def test_windows_of_zero_give_exactly_the_plain_batch(comfy, layout, cfg):
+    edited, run = sample(comfy, joint_p2p(layout, cross=0.0, self_=0.0, steps=4, cfg=cfg, negative="blurry"))
+    plain, _ = sample(comfy, plain_batch(layout, steps=4, cfg=cfg, negative="blurry"))
+    assert run["joint_calls"] > 0
+    assert torch.equal(edited, plain)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_reweight_one_is_the_identity(comfy, layout):
+    out, run = sample(comfy, joint_p2p(layout, node="AttnEdit_P2PReweight", reweight="cat: 1.0", steps=4))
+    assert run["edited_joint_calls"] > 0
+    torch.testing.assert_close(out[1], out[0], atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("node,targets,options", [
+    ("AttnEdit_P2PReplace", TARGET, {}),
+    ("AttnEdit_P2PRefine", "a red fluffy cat sitting on a big mat", {}),
+    ("AttnEdit_P2PReplace", TARGET, {"word_schedule": "dog: 0.2", "reweight": "red: 1.5"}),
+])
+def test_edits_keep_the_edited_row_closer_to_the_source_than_plain_generation(comfy, layout, node, targets,
+                                                                               options):
+    edited, run = sample(comfy, joint_p2p(layout, node=node, targets=targets, steps=4, cfg=3.0, **options))
+    plain, _ = sample(comfy, joint_p2p(layout, node=node, targets=targets, steps=4, cfg=3.0, patched=False,
+                                       **options))
+    assert torch.equal(edited[0], plain[0])  # the source row is never touched
+    assert (edited[1] - edited[0]).norm() < 0.8 * (plain[1] - plain[0]).norm()
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_local_blend_keeps_the_source_outside_the_mask(comfy, layout):
+    out, run = sample(comfy, joint_p2p(layout, steps=4, blend_words="cat | dog", blend_threshold=0.6))
+    assert run["blend_applied"] > 0 and run["blend_updates"] > 0
+    mask = run["blend_mask"]
+    assert 0 < mask.mean() < 1
+    outside = (mask[0, 0] == 0)
+    torch.testing.assert_close(out[1][:, outside], out[0][:, outside], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_attention_maps_label_the_words(comfy, layout):
+    prompt = {
+        "1": {"class_type": "AttnEditTest_TinyModels", "inputs": {"layout": layout, "seed": 0}},
+        "5": {"class_type": "EmptySD3LatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
+        "2": {"class_type": "AttnEdit_AttentionMaps", "inputs": {
+            "model": ["1", 0], "clip": ["1", 1], "latent": ["5", 0], "prompt": "a red cat, sitting", "negative": "",
+            "seed": 0, "steps": 2, "cfg": 1.0, "sampler_name": "euler", "scheduler": "simple",
+            "resolution": "all", "tile_size": 32, "columns": 8}},
+        "7": {"class_type": "AttnEditTest_Capture", "inputs": {"name": "out", "image": ["2", 0]}},
+    }
+    comfy.reset_cache()
+    comfy.run(prompt)
+    grid = comfy.captured["out"]["image"]
+    # one tile per word (a, red, cat, sitting), punctuation left out: 4 tiles of 32 px + 16 px labels
+    assert grid.shape[1:3] == (48, 4 * 32)
+    assert torch.isfinite(grid).all()
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("node,options,needle", [
+    ("AttnEdit_P2PReplace", {"targets": "a red dog sitting on the mat today"}, "same number of words"),
+    ("AttnEdit_P2PReplace", {"reweight": "horse: 2"}, "horse"),
+    ("AttnEdit_P2PReplace", {"targets": " ".join(["a red dog"] * 100)}, "tokens"),
+])
+def test_bad_input_names_node_input_and_fix(comfy, layout, node, options, needle):
+    comfy.reset_cache()
+    result = comfy.run(joint_p2p(layout, node=node, steps=2, **options), expect_success=False)
+    assert not result["ok"]
+    message = result["error"]["exception_message"]
+    assert node in message and needle in message, message
