@@ -185,8 +185,47 @@ def build_flux_vae(seed: int = 0):
     return comfy.sd.VAE(sd=ae.state_dict(), config={"params": params})
 
 
+def build_sd3(seed: int = 0):
+    """A tiny SD3 MMDiT (2 joint blocks, 64 wide) with SD3's three text encoders (CLIP-L, CLIP-G tiny; T5 one
+    layer, but 4096 wide: SD3's encoder pads the CLIP features to 4096 to stack them with T5's tokens)."""
+    import comfy.model_patcher
+    import comfy.sd
+    import comfy.supported_models
+    import comfy.supported_models_base
+    import comfy.text_encoders.sd3_clip
+
+    unet_config = {"in_channels": 16, "pos_embed_scaling_factor": None, "input_size": None, "patch_size": 2,
+                   "depth": 2, "adm_in_channels": 128, "context_embedder_config": {
+                       "target": "torch.nn.Linear", "params": {"in_features": 4096, "out_features": 128}},
+                   "pos_embed_max_size": 16, "num_patches": 256, "out_channels": 16, "qk_norm": "rms"}
+    config = comfy.supported_models.SD3(unet_config)
+    config.set_inference_dtype(torch.float32, None)
+    base = config.get_model({}, "")
+    init_weights(base, seed)
+    with torch.no_grad():
+        for name, p in base.named_parameters():
+            if "ln_q" in name or "ln_k" in name:  # QK RMS-norm gains: peaked attention, as a trained model's
+                p.fill_(2.5)
+        g = torch.Generator().manual_seed(seed)
+        for name, b in base.named_buffers():  # the positional table is an uninitialised buffer (torch.empty)
+            if name.endswith("pos_embed"):
+                b.copy_(torch.randn(b.shape, generator=g) * 0.02)
+    device = torch.device("cpu")
+    model = comfy.model_patcher.ModelPatcher(base, load_device=device, offload_device=device)
+    target = comfy.supported_models_base.ClipTarget(
+        comfy.text_encoders.sd3_clip.SD3Tokenizer,
+        comfy.text_encoders.sd3_clip.sd3_clip(clip_l=True, clip_g=True, t5=True, dtype_t5=torch.float32))
+    clip = comfy.sd.CLIP(target, model_options={
+        "clip_l_model_config": CLIP_L, "clip_g_model_config": CLIP_G,
+        "t5xxl_model_config": {"d_ff": 64, "d_kv": 16, "d_model": 4096, "num_heads": 2, "num_layers": 1}})
+    init_weights(clip.cond_stage_model, seed + 1)
+    return model, clip, build_flux_vae(seed)
+
+
 def build_joint(layout: str, seed: int = 0):
     """(MODEL, CLIP, VAE) of a tiny joint-attention layout."""
     if layout == "flux":
         return build_flux_model("flux", seed), build_flux_clip(seed), build_flux_vae(seed)
+    if layout == "sd3":
+        return build_sd3(seed)
     raise ValueError(f"unknown joint layout {layout!r}")

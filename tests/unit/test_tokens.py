@@ -144,3 +144,30 @@ def test_word_not_found_lists_words(enc):
     assert "'dog'" in str(err.value) and "a, cat, sitting" in str(err.value)
     with pytest.raises(WordNotFound):
         find_word_positions(pt, "   ")
+
+
+def _t5_tokenizer():
+    import os
+
+    import pytest
+
+    path = os.path.join(os.path.expanduser(os.environ.get("COMFYUI_PATH", "~/ComfyUI")), "comfy", "text_encoders",
+                        "t5_tokenizer")
+    if not os.path.isdir(path):
+        pytest.skip(f"no T5 tokenizer at {path} (it ships with ComfyUI)")
+    from transformers import T5TokenizerFast
+
+    return T5TokenizerFast.from_pretrained(path)
+
+
+def test_t5_sentencepiece_words_own_their_bare_word_start_marks():
+    from attention.tokens import PromptTokens, TokenizerLayout, find_word_positions
+
+    hf = _t5_tokenizer()
+    layout = TokenizerLayout(None, 1, 256, "T5")
+    pt = PromptTokens.build("a red cat, sitting", lambda t: hf(t, add_special_tokens=False)["input_ids"],
+                            lambda t: hf.decode([t]), layout)
+    assert hf.convert_ids_to_tokens(list(pt.ids)) == ["▁", "a", "▁red", "▁cat", ",", "▁sitting"]
+    assert pt.positions == ((0, 1), (2,), (3,), (4,), (5,))  # no start token: slot 0 is the first piece
+    assert find_word_positions(pt, "cat,") == [3] and find_word_positions(pt, "a") == [0, 1]
+    assert pt.full_ids == [*pt.ids, 1] and pt.eos_position == 6
