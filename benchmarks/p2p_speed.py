@@ -1,7 +1,9 @@
 """P2P speed: KSampler on the P2P batch vs a plain KSampler on the same batch, side by side in one run.
 
 Ratios (DESIGN.md §5): P2P edit / plain ≤ 1.15; after the injection windows / plain ≤ 1.05.
-Rows: the full-width SD1.5 layout with random weights (860 M UNet parameters) and the tiny test model.
+Rows: the full-width SD1.5 layout with random weights (860 M UNet parameters) and the tiny test model; on joint
+attention, a full-width Flux layout of reduced depth (hidden 3072, 24 heads, 2 double + 4 single blocks, random
+weights) and the tiny Flux / SD3 layouts.
 """
 from __future__ import annotations
 
@@ -19,22 +21,33 @@ CASES = [
 ]
 
 
+def _models(layout: str):
+    """(model, clip, latent channels, cfg): UNet layouts at cfg 7.5; Flux as Flux.1-dev runs (guidance-distilled,
+    cfg 1: no negative pass); SD3 at cfg 4."""
+    from tests.comfy_test_pack import tiny_models as tm
+
+    if layout in ("flux", "flux_full"):
+        return tm.build_flux_model(layout, 0), tm.build_flux_clip(0, full_width=layout == "flux_full"), 16, 1.0
+    if layout == "sd3":
+        model, clip, _ = tm.build_sd3(0)
+        return model, clip, 16, 4.0
+    return tm.build_model(layout, 0), tm.build_clip(layout, 0), 4, 7.5
+
+
 def run(comfy, layout: str, size: int, steps: int, repeats: int, cases=None) -> list[tuple[str, float, float, float]]:
     import nodes
 
-    from tests.comfy_test_pack.tiny_models import build_clip, build_model
-
     p2p = comfy.pack("nodes.p2p")
     clip_prompts = comfy.pack("nodes.clip_prompts")
-    model = build_model(layout, 0)
-    clip = build_clip(layout, 0)
-    latent = {"samples": torch.zeros(1, 4, size // 8, size // 8)}
+    model, clip, channels, cfg = _models(layout)
+    latent = {"samples": torch.zeros(1, channels, size // 8, size // 8)}
     source, target = "a cat sitting on a mat", "a dog sitting on a mat"
     refine_target = "a fluffy cat sitting on a red mat"
     negative = clip_prompts.encode_rows(clip, ["blurry"])
+    scheduler = "normal" if channels == 4 else "simple"
 
     def sample(m, positive, lat):
-        return nodes.common_ksampler(m, 1, steps, 7.5, "euler", "normal", positive, negative, lat)[0]["samples"]
+        return nodes.common_ksampler(m, 1, steps, cfg, "euler", scheduler, positive, negative, lat)[0]["samples"]
 
     prepared = []
     with torch.inference_mode():

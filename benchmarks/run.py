@@ -26,6 +26,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quality", action="store_true")
     parser.add_argument("--trials", type=int, default=24)
+    parser.add_argument("--flux-size", type=int, default=512, help="image size of the full-width Flux rows")
     opts = parser.parse_args()
     if opts.quality:
         from benchmarks import quality as quality_table
@@ -46,9 +47,15 @@ def main():
     header = ("case", "plain s", "P2P s", "ratio")
     configs = [("tiny SD1.5 layout, 256x256, 8 euler steps, batch 2 prompts x cfg", "sd15", 256, 8, opts.repeats,
                 None)]
+    configs += [("tiny Flux layout, 256x256, 8 euler steps, batch 2 prompts (cfg 1)", "flux", 256, 8, opts.repeats, None),
+                ("tiny SD3 layout, 256x256, 8 euler steps, batch 2 prompts x cfg", "sd3", 256, 8, opts.repeats, None)]
     if not opts.quick:
+        main_cases = {"replace (inside windows)", "replace + local blend", "after the windows (patches idle)"}
         configs.append(("full-width SD1.5 layout (random weights), 256x256, 3 euler steps", "sd15_full", 256, 3, 2,
-                        {"replace (inside windows)", "replace + local blend", "after the windows (patches idle)"}))
+                        main_cases))
+        configs.append((f"full-width Flux layout (hidden 3072, 24 heads, 2 double + 4 single blocks, random weights), "
+                        f"{opts.flux_size}x{opts.flux_size}, 2 euler steps, cfg 1", "flux_full", opts.flux_size, 2, 1,
+                        main_cases | {"refine (two attention calls per edit)"}))
     for title, layout, size, steps, repeats, cases in configs:
         rows = p2p_speed.run(host, layout, size, steps, repeats, cases)
         print(table(f"P2P KSampler vs plain KSampler on the same batch — {title}", header, rows), flush=True)

@@ -62,6 +62,11 @@ def text_segments(clip) -> list[Segment]:
             segments.append(Segment("t5xxl", tokenizer.t5xxl, _t5_layout(tokenizer.t5xxl), offset))
         return segments
     sd_tok = _sd_tokenizer(clip)
+    if "CLIP" not in type(sd_tok.tokenizer).__name__:
+        raise ValueError(
+            f"this text encoder ({name}) is not supported yet: its words cannot be mapped onto the tokens the "
+            "model attends to (Qwen-Image wraps the prompt in a chat template). Supported: SD1.x/SD2.x/SDXL CLIP, "
+            "Flux (T5) and SD3 (CLIP + T5) text encoders.")
     key = next(k for k, v in clip.tokenize("a").items())
     return [Segment(key, sd_tok, CLIP_LAYOUT, 0)]
 
@@ -125,9 +130,12 @@ def prompt_encoding(clip, prompt: str, node: str, input_name: str) -> PromptEnco
                          f"'{prompt}' uses ComfyUI weight syntax '(word:1.2)' or 'embedding:'. They change the "
                          "tokens that edits address, so they are not supported in edited prompts: use the "
                          "'reweight' input to strengthen or weaken a word, or escape literal brackets as \\( \\).")
+    try:
+        segments = text_segments(clip)
+    except ValueError as e:
+        raise InputError(node, "clip", str(e)) from None
     comfy_tokens = clip.tokenize(prompt)
-    segments = tuple((seg, _segment_tokens(clip, seg, prompt, comfy_tokens, node, input_name))
-                     for seg in text_segments(clip))
+    segments = tuple((seg, _segment_tokens(clip, seg, prompt, comfy_tokens, node, input_name)) for seg in segments)
     return PromptEncoding(prompt, segments)
 
 
