@@ -44,6 +44,30 @@ class IdentityPatch(io.ComfyNode):
         return io.NodeOutput(comfy_patch.patch_model(model, comfy_patch.AttentionEditor()))
 
 
+OVERRIDE_CALLS = {"count": 0}
+
+
+def _counting_override(func, *args, **kwargs):
+    """What an attention-backend pack (SageAttention, caching) installs: runs the attention its own way."""
+    OVERRIDE_CALLS["count"] += 1
+    return func(*args, **kwargs)
+
+
+class CountingOverride(io.ComfyNode):
+    """Sets ComfyUI's optimized_attention_override on a clone, as other attention packs do."""
+
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(node_id="AttnEditTest_CountingOverride", category="testing",
+                         inputs=[io.Model.Input("model")], outputs=[io.Model.Output()])
+
+    @classmethod
+    def execute(cls, model):
+        m = model.clone()
+        m.model_options.setdefault("transformer_options", {})["optimized_attention_override"] = _counting_override
+        return io.NodeOutput(m)
+
+
 class SyntheticLatent(io.ComfyNode):
     """A deterministic smooth 'image latent' (low-pass noise), standing in for a VAE-encoded photo."""
 
@@ -93,4 +117,4 @@ class Capture(io.ComfyNode):
 
 class TestPackExtension(ComfyExtension):
     async def get_node_list(self):
-        return [TinyModels, IdentityPatch, SyntheticLatent, Capture]
+        return [TinyModels, IdentityPatch, CountingOverride, SyntheticLatent, Capture]

@@ -112,3 +112,24 @@ def test_bad_input_names_node_input_and_fix(comfy, layout, node, options, needle
     assert not result["ok"]
     message = result["error"]["exception_message"]
     assert node in message and needle in message, message
+
+
+def test_another_packs_attention_override_keeps_running_under_ours(comfy):
+    """An override set before the P2P node (another attention-backend pack) runs underneath ours; one set after
+    it replaces ours, which is reported loudly instead of silently giving the unedited image."""
+    calls = comfy.test_pack.nodes.OVERRIDE_CALLS
+    before = joint_p2p("flux", steps=2)
+    before["8"] = {"class_type": "AttnEditTest_CountingOverride", "inputs": {"model": ["1", 0]}}
+    before["2"]["inputs"]["model"] = ["8", 0]
+    calls["count"] = 0
+    out, run = sample(comfy, before)
+    reference, _ = sample(comfy, joint_p2p("flux", steps=2))
+    assert calls["count"] >= run["joint_calls"] > 0
+    torch.testing.assert_close(out, reference, atol=1e-5, rtol=0)
+
+    after = joint_p2p("flux", steps=2)
+    after["8"] = {"class_type": "AttnEditTest_CountingOverride", "inputs": {"model": ["2", 0]}}
+    after["6"]["inputs"]["model"] = ["8", 0]
+    comfy.reset_cache()
+    result = comfy.run(after, expect_success=False)
+    assert not result["ok"] and "override" in result["error"]["exception_message"]
