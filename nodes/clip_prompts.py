@@ -38,6 +38,25 @@ class Segment:
     offset: int  # first slot of this encoder's tokens in the model's text sequence
 
 
+# Qwen-Image (ComfyUI 0.8 comfy/text_encoders/qwen_image.py): the prompt goes into a chat template and the
+# encoder keeps the hidden states from the prompt on (QwenImageTEModel.encode_token_weights trims at the second
+# <|im_start|> and its "user\n"), so the DiT attends to: prompt, <|im_end|>, "\n", <|im_start|>, "assistant", "\n".
+IM_START, IM_END, QWEN_PAD = 151644, 151645, 151643
+QWEN_USER, QWEN_NEWLINE = 872, 198
+
+
+def _qwen_prompt_span(ids: list[int]) -> tuple[int, int]:
+    """(first, end) of the prompt's tokens in a templated Qwen-Image token list, found as ComfyUI trims it."""
+    starts = [i for i, t in enumerate(ids) if t == IM_START][:2]
+    if len(starts) < 2:
+        raise ValueError("the prompt's template is not Qwen-Image's (no user turn found)")
+    first = starts[1]
+    if ids[first + 1:first + 3] == [QWEN_USER, QWEN_NEWLINE]:
+        first += 3
+    end = ids.index(IM_END, first) if IM_END in ids[first:] else len(ids)
+    return first, end
+
+
 def _t5_layout(tok) -> TokenizerLayout:
     return TokenizerLayout(None, int(tok.end_token), int(tok.min_length or 77), "T5")
 
@@ -61,12 +80,14 @@ def text_segments(clip) -> list[Segment]:
         if getattr(model, "t5xxl", None) is not None:
             segments.append(Segment("t5xxl", tokenizer.t5xxl, _t5_layout(tokenizer.t5xxl), offset))
         return segments
+    if name == "QwenImageTokenizer":
+        return [Segment("qwen25_7b", tokenizer.qwen25_7b, TokenizerLayout(None, IM_END, 0, "Qwen2.5-VL"), 0)]
     sd_tok = _sd_tokenizer(clip)
     if "CLIP" not in type(sd_tok.tokenizer).__name__:
         raise ValueError(
-            f"this text encoder ({name}) is not supported yet: its words cannot be mapped onto the tokens the "
-            "model attends to (Qwen-Image wraps the prompt in a chat template). Supported: SD1.x/SD2.x/SDXL CLIP, "
-            "Flux (T5) and SD3 (CLIP + T5) text encoders.")
+            f"this text encoder ({name}) is not supported: its words cannot be mapped onto the tokens the "
+            "model attends to. Supported: SD1.x/SD2.x/SDXL CLIP, Flux (T5), SD3 (CLIP + T5) and Qwen-Image "
+            "text encoders.")
     key = next(k for k, v in clip.tokenize("a").items())
     return [Segment(key, sd_tok, CLIP_LAYOUT, 0)]
 
@@ -85,7 +106,7 @@ class PromptEncoding:
     @property
     def text_len(self) -> int:
         seg, pt = self.segments[-1]
-        return seg.offset + seg.layout.length
+        return seg.offset + pt.layout.length
 
     def word_slots(self, word_index: int) -> list[int]:
         """Slots of the prompt's word in the model's text sequence (every segment)."""
@@ -102,7 +123,11 @@ def _segment_tokens(clip, segment: Segment, prompt: str, comfy_tokens: dict, nod
                          f"the prompt needs {len(chunks)} chunks of {MAX_LEN} tokens; edits address token slots "
                          "of a single chunk, so keep each prompt within 75 tokens.")
     ids = [int(t[0]) for t in chunks[0][layout.first_slot:]]
-    if layout.eos in ids:
+    if layout.name == "Qwen2.5-VL":  # the DiT sees the prompt and the template's tail, not its head
+        first, end = _qwen_prompt_span(ids)
+        layout = TokenizerLayout(None, IM_END, len(ids) - first, layout.name)
+        ids = ids[first:end]
+    elif layout.eos in ids:
         ids = ids[: ids.index(layout.eos)]
     if len(ids) > layout.max_prompt_tokens:
         raise InputError(node, input_name,
@@ -139,16 +164,48 @@ def prompt_encoding(clip, prompt: str, node: str, input_name: str) -> PromptEnco
     return PromptEncoding(prompt, segments)
 
 
+def common_length(encodings: list[PromptEncoding]) -> list[PromptEncoding]:
+    """Encodings whose text length differs per prompt (Qwen-Image: no padding) brought to the longest one, as
+    `encode_rows(..., pad=True)` pads their token lists: every row of an edit must have the same length."""
+    out = []
+    for i in range(len(encodings[0].segments)):
+        longest = max(e.segments[i][1].layout.length for e in encodings)
+        for e in encodings:
+            seg, pt = e.segments[i]
+            if pt.layout.length != longest:
+                pt = PromptTokens(pt.prompt, pt.ids, pt.words, pt.positions,
+                                  TokenizerLayout(pt.layout.bos, pt.layout.eos, longest, pt.layout.name))
+            out.append((e, i, seg, pt))
+    rebuilt = []
+    for e in encodings:
+        rebuilt.append(PromptEncoding(e.prompt, tuple((seg, pt) for (f, i, seg, pt) in out if f is e)))
+    return rebuilt
+
+
 def prompt_tokens(clip, prompt: str, node: str, input_name: str) -> PromptTokens:
     """The prompt's tokens in the (first) text encoder the model attends to."""
     return prompt_encoding(clip, prompt, node, input_name).primary
 
 
+def _padded_tokens(clip, prompts: list[str]) -> list[dict]:
+    """Token lists of the prompts; where the encoder does not pad (Qwen-Image), the shorter ones get pad tokens
+    at the end so that every row encodes to the same length. Qwen2.5-VL is causal, so the prompt's own hidden
+    states are unchanged; the DiT sees a few more padding tokens, as Flux sees T5's padding."""
+    tokens = [clip.tokenize(p) for p in prompts]
+    if type(clip.tokenizer).__name__ == "QwenImageTokenizer":
+        longest = max(len(t["qwen25_7b"][0]) for t in tokens)
+        for t in tokens:
+            chunk = t["qwen25_7b"][0]
+            pad = tuple([QWEN_PAD, 1.0] + list(chunk[-1][2:]))
+            chunk.extend([pad] * (longest - len(chunk)))
+    return tokens
+
+
 def encode_rows(clip, prompts: list[str]):
-    """CONDITIONING with one batch row per prompt: [[cond [N,77,D], {"pooled_output": [N,...]}]]."""
+    """CONDITIONING with one batch row per prompt: [[cond [N,T,D], {"pooled_output": [N,...]}]]."""
     conds, pooled = [], []
-    for p in prompts:
-        c, pl = clip.encode_from_tokens(clip.tokenize(p), return_pooled=True)
+    for tokens in _padded_tokens(clip, prompts):
+        c, pl = clip.encode_from_tokens(tokens, return_pooled=True)
         conds.append(c)
         pooled.append(pl)
     extras = {}

@@ -13,7 +13,7 @@ from ..attention.options import parse_prompt_lines
 from ..attention.p2p_editor import P2PEditor
 from ..attention.p2p_plan import InputError, build_plan, combine_plans
 from .checks import require_editable_model, require_latent
-from .clip_prompts import encode_rows, prompt_encoding
+from .clip_prompts import common_length, encode_rows, prompt_encoding
 
 CATEGORY = "attention_edit/prompt_to_prompt"
 
@@ -95,6 +95,7 @@ def run_p2p(node: str, mode: str, model, clip, latent, source_prompt: str, targe
     source = prompt_encoding(clip, source_prompt, node, "source_prompt" if mode != "reweight" else "prompt")
     targets = [prompt_encoding(clip, p, node, "target_prompts" if mode != "reweight" else "prompt")
                for p in target_prompts]
+    source, *targets = common_length([source, *targets])
     # one plan per text encoder the model attends to (SD3: CLIP then T5), joined along the text sequence
     plan = combine_plans([
         build_plan(node, mode, src_tokens, [t.segments[i][1] for t in targets], cross_replace, self_replace,

@@ -222,10 +222,75 @@ def build_sd3(seed: int = 0):
     return model, clip, build_flux_vae(seed)
 
 
+QWEN_TE = {"hidden_size": 256, "intermediate_size": 256, "num_hidden_layers": 2, "num_attention_heads": 2,
+           "num_key_value_heads": 1}  # head width stays Qwen2.5-VL's 128 (a class constant of its config)
+
+
+def _tiny_qwen_text_encoder():
+    """Qwen-Image's text encoder class (QwenImageTEModel: chat template, template trimming) over Qwen2.5-VL's
+    language model alone: its vision tower (~670 M parameters) only serves image prompts."""
+    import comfy.text_encoders.llama as llama
+    import comfy.text_encoders.qwen_image as qwen_image
+    from comfy import sd1_clip
+
+    class LanguageModelOnly(llama.Qwen25_7BVLI):
+        def __init__(self, config_dict, dtype, device, operations):
+            torch.nn.Module.__init__(self)
+            config = llama.Qwen25_7BVLI_Config(**config_dict)
+            self.num_layers = config.num_hidden_layers
+            self.model = llama.Llama2_(config, device=device, dtype=dtype, ops=operations)
+            self.visual = None
+            self.dtype = dtype
+
+    class Encoder(qwen_image.Qwen25_7BVLIModel):
+        def __init__(self, device="cpu", dtype=None, model_options={}, **kwargs):
+            sd1_clip.SDClipModel.__init__(self, device=device, textmodel_json_config={}, dtype=dtype,
+                                          special_tokens={"pad": 151643}, layer_norm_hidden_state=False,
+                                          model_class=LanguageModelOnly, enable_attention_masks=True,
+                                          return_attention_masks=True, model_options=model_options)
+
+    class TEModel(qwen_image.QwenImageTEModel):
+        def __init__(self, device="cpu", dtype=None, model_options={}):
+            sd1_clip.SD1ClipModel.__init__(self, device=device, dtype=dtype, name="qwen25_7b", clip_model=Encoder,
+                                           model_options=model_options)
+
+    return TEModel
+
+
+def build_qwen_image(seed: int = 0):
+    """A tiny Qwen-Image DiT (2 blocks, 2 heads of 32) with ComfyUI's Qwen-Image tokenizer and template."""
+    import comfy.model_patcher
+    import comfy.sd
+    import comfy.supported_models
+    import comfy.supported_models_base
+    import comfy.text_encoders.qwen_image
+
+    config = comfy.supported_models.QwenImage({
+        "image_model": "qwen_image", "patch_size": 2, "in_channels": 64, "out_channels": 16, "num_layers": 2,
+        "attention_head_dim": 32, "num_attention_heads": 2, "joint_attention_dim": QWEN_TE["hidden_size"],
+        "axes_dims_rope": (8, 12, 12)})
+    config.set_inference_dtype(torch.float32, None)
+    base = config.get_model({}, "")
+    init_weights(base, seed)
+    with torch.no_grad():
+        for name, p in base.named_parameters():
+            if "norm_q" in name or "norm_k" in name or "norm_added_q" in name or "norm_added_k" in name:
+                p.fill_(2.5)  # QK RMS-norm gains: peaked attention, as a trained model's
+    device = torch.device("cpu")
+    model = comfy.model_patcher.ModelPatcher(base, load_device=device, offload_device=device)
+    target = comfy.supported_models_base.ClipTarget(comfy.text_encoders.qwen_image.QwenImageTokenizer,
+                                                    _tiny_qwen_text_encoder())
+    clip = comfy.sd.CLIP(target, model_options={"qwen25_7b_model_config": QWEN_TE})
+    init_weights(clip.cond_stage_model, seed + 1)
+    return model, clip, build_flux_vae(seed)
+
+
 def build_joint(layout: str, seed: int = 0):
     """(MODEL, CLIP, VAE) of a tiny joint-attention layout."""
     if layout == "flux":
         return build_flux_model("flux", seed), build_flux_clip(seed), build_flux_vae(seed)
     if layout == "sd3":
         return build_sd3(seed)
+    if layout == "qwen_image":
+        return build_qwen_image(seed)
     raise ValueError(f"unknown joint layout {layout!r}")
