@@ -157,3 +157,52 @@ def test_words_map_onto_the_tokens_the_dit_attends_to(comfy, layout, slots, text
     assert encoding.text_len == text_len
     cond = comfy.pack("nodes.clip_prompts").encode_rows(clip, ["a red cat, sitting", "a red cat, sitting on a mat"])
     assert cond[0][0].shape[:2] == (2, text_len if layout != "qwen_image" else text_len + 3)
+
+
+@pytest.mark.parametrize("sampler,scheduler", [("euler_ancestral", "simple"), ("dpmpp_2m_sde", "beta"),
+                                               ("dpmpp_2m", "sgm_uniform"), ("heun", "normal")])
+def test_flux_samplers_share_noise_across_rows(comfy, sampler, scheduler):
+    out, run = sample(comfy, joint_p2p("flux", targets=SOURCE, steps=3, sampler=sampler, scheduler=scheduler))
+    assert run["edited_joint_calls"] > 0
+    torch.testing.assert_close(out[1], out[0], atol=1e-4, rtol=0)
+
+
+def test_flux_dev_wiring_with_flux_guidance_and_sampler_custom_advanced(comfy):
+    """Flux.1-dev as users wire it: the P2P positive through FluxGuidance into BasicGuider (no negative pass),
+    SamplerCustomAdvanced with RandomNoise, KSamplerSelect and BasicScheduler."""
+    def graph(target, patched=True, cross=0.8, self_=0.4):
+        wf = joint_p2p("flux", targets=target, steps=3, cross=cross, self_=self_)
+        wf.pop("6")
+        wf.update({
+            "10": {"class_type": "FluxGuidance", "inputs": {"conditioning": ["2", 1], "guidance": 3.5}},
+            "11": {"class_type": "BasicGuider", "inputs": {"model": ["2", 0] if patched else ["1", 0],
+                                                          "conditioning": ["10", 0]}},
+            "12": {"class_type": "RandomNoise", "inputs": {"noise_seed": 5}},
+            "13": {"class_type": "KSamplerSelect", "inputs": {"sampler_name": "euler"}},
+            "14": {"class_type": "BasicScheduler", "inputs": {"model": ["1", 0], "scheduler": "simple", "steps": 3,
+                                                             "denoise": 1.0}},
+            "6": {"class_type": "SamplerCustomAdvanced", "inputs": {"noise": ["12", 0], "guider": ["11", 0],
+                                                                   "sampler": ["13", 0], "sigmas": ["14", 0],
+                                                                   "latent_image": ["2", 2]}},
+        })
+        return wf
+    same, run = sample(comfy, graph(SOURCE))
+    assert run["edited_joint_calls"] > 0
+    torch.testing.assert_close(same[1], same[0], atol=1e-4, rtol=0)
+    zero, _ = sample(comfy, graph(TARGET, cross=0.0, self_=0.0))
+    plain, _ = sample(comfy, graph(TARGET, patched=False))
+    assert torch.equal(zero, plain)
+
+
+def test_ksampler_advanced_runs_the_edit(comfy):
+    wf = joint_p2p("sd3", steps=4, cfg=3.0)
+    edited, _ = sample(comfy, wf)
+    inputs = wf["6"]["inputs"]
+    wf["6"] = {"class_type": "KSamplerAdvanced", "inputs": {
+        "model": inputs["model"], "add_noise": "enable", "noise_seed": inputs["seed"], "steps": 4, "cfg": 3.0,
+        "sampler_name": "euler", "scheduler": "normal", "positive": inputs["positive"],
+        "negative": inputs["negative"], "latent_image": inputs["latent_image"], "start_at_step": 0,
+        "end_at_step": 10000, "return_with_leftover_noise": "disable"}}
+    advanced, run = sample(comfy, wf)
+    assert run["edited_joint_calls"] > 0
+    torch.testing.assert_close(advanced, edited, atol=1e-5, rtol=0)
