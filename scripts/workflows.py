@@ -239,6 +239,109 @@ DEMO_SPECS = {
 }
 SPECS.update(DEMO_SPECS)
 
+# ---- Transformer (joint-attention) models with ComfyUI's stock loaders.
+DIT_LOADERS = {
+    "flux": {"1": {"class_type": "UNETLoader", "inputs": {"unet_name": "flux1-dev.safetensors",
+                                                           "weight_dtype": "default"}},
+             "11": {"class_type": "DualCLIPLoader", "inputs": {"clip_name1": "clip_l.safetensors",
+                                                               "clip_name2": "t5xxl_fp16.safetensors",
+                                                               "type": "flux"}},
+             "12": {"class_type": "VAELoader", "inputs": {"vae_name": "ae.safetensors"}}},
+    "flux_checkpoint": {"1": {"class_type": "CheckpointLoaderSimple",
+                              "inputs": {"ckpt_name": "flux1-dev-fp8.safetensors"}}},
+    "sd3": {"1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "sd3.5_medium.safetensors"}}},
+    "qwen_image": {"1": {"class_type": "UNETLoader", "inputs": {"unet_name": "qwen_image_fp8_e4m3fn.safetensors",
+                                                                 "weight_dtype": "default"}},
+                   "11": {"class_type": "CLIPLoader", "inputs": {"clip_name": "qwen_2.5_vl_7b_fp8_scaled.safetensors",
+                                                                 "type": "qwen_image"}},
+                   "12": {"class_type": "VAELoader", "inputs": {"vae_name": "qwen_image_vae.safetensors"}}},
+}
+# Sampling as each family's ComfyUI example workflow: Flux.1-dev guidance-distilled (cfg 1, FluxGuidance 3.5),
+# SD3.5 cfg 4.5 with a negative, Qwen-Image cfg 2.5 (its shift is set by the model's sampling settings).
+DIT_SAMPLING = {"flux": dict(steps=20, cfg=1.0, sampler="euler", scheduler="simple", size=1024),
+                "flux_checkpoint": dict(steps=20, cfg=1.0, sampler="euler", scheduler="simple", size=1024),
+                "sd3": dict(steps=28, cfg=4.5, sampler="euler", scheduler="sgm_uniform", size=1024),
+                "qwen_image": dict(steps=20, cfg=2.5, sampler="euler", scheduler="simple", size=1328)}
+
+
+def _dit(family: str, node: str, extra: dict, title: str) -> dict:
+    """Stock loaders -> P2P node [-> FluxGuidance] -> KSampler -> VAEDecode -> SaveImage."""
+    loaders = DIT_LOADERS[family]
+    clip = ["11", 0] if "11" in loaders else ["1", 1]
+    vae = ["12", 0] if "12" in loaders else ["1", 2]
+    s = DIT_SAMPLING[family]
+    api = {**json.loads(json.dumps(loaders)),
+           "2": {"class_type": node, "inputs": {"model": ["1", 0], "clip": clip, "latent": ["3", 0],
+                                                "cross_replace": 0.8, "self_replace": 0.4, "word_schedule": "",
+                                                "blend_words": "", "blend_threshold": 0.3, "blend_start": 0.0,
+                                                **({} if node == "AttnEdit_P2PReweight" else {"reweight": ""}),
+                                                **extra}},
+           "3": {"class_type": "EmptySD3LatentImage", "inputs": {"width": s["size"], "height": s["size"],
+                                                                 "batch_size": 1}},
+           "4": {"class_type": "CLIPTextEncode", "inputs": {
+               "clip": clip, "text": "" if family.startswith("flux") else NEGATIVE}},
+           "6": {"class_type": "VAEDecode", "inputs": {"samples": ["5", 0], "vae": vae}},
+           "7": {"class_type": "SaveImage", "inputs": {"images": ["6", 0], "filename_prefix": f"attn_edit/{title}"}}}
+    positive = ["2", 1]
+    if family.startswith("flux"):
+        api["10"] = {"class_type": "FluxGuidance", "inputs": {"conditioning": ["2", 1], "guidance": 3.5}}
+        positive = ["10", 0]
+    api["5"] = _sampler(["2", 0], positive, ["2", 2], seed=8888, steps=s["steps"], cfg=s["cfg"],
+                        sampler=s["sampler"], scheduler=s["scheduler"])
+    return api
+
+
+def _dit_maps(family: str, title: str) -> dict:
+    loaders = DIT_LOADERS[family]
+    s = DIT_SAMPLING[family]
+    return {**json.loads(json.dumps(loaders)),
+            "2": {"class_type": "AttnEdit_AttentionMaps", "inputs": {
+                "model": ["1", 0], "clip": ["11", 0], "latent": ["3", 0], "vae": ["12", 0],
+                "prompt": "a cute teddy bear sitting on a wooden bench", "negative": "", "seed": 8888,
+                "steps": s["steps"], "cfg": s["cfg"], "sampler_name": s["sampler"], "scheduler": s["scheduler"],
+                "resolution": "all", "tile_size": 128, "columns": 8}},
+            "3": {"class_type": "EmptySD3LatentImage", "inputs": {"width": s["size"], "height": s["size"],
+                                                                  "batch_size": 1}},
+            "6": {"class_type": "VAEDecode", "inputs": {"samples": ["2", 1], "vae": ["12", 0]}},
+            "7": {"class_type": "SaveImage", "inputs": {"images": ["6", 0], "filename_prefix": f"attn_edit/{title}_image"}},
+            "8": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": f"attn_edit/{title}"}}}
+
+
+DIT_SPECS = {
+    "flux_word_swap": _dit("flux", "AttnEdit_P2PReplace", {
+        "source_prompt": "a cat sitting next to a mirror",
+        "target_prompts": "a tiger sitting next to a mirror\na lion sitting next to a mirror"}, "flux_word_swap"),
+    "flux_word_swap_checkpoint": _dit("flux_checkpoint", "AttnEdit_P2PReplace", {
+        "source_prompt": "a cat sitting next to a mirror",
+        "target_prompts": "a tiger sitting next to a mirror"}, "flux_word_swap_checkpoint"),
+    "flux_refine": _dit("flux", "AttnEdit_P2PRefine", {
+        "source_prompt": "a photo of a house on a mountain",
+        "target_prompts": "a photo of a house on a mountain at winter\na photo of a house on a mountain at fall"},
+        "flux_refine"),
+    "flux_reweight": _dit("flux", "AttnEdit_P2PReweight", {
+        "prompt": "a smiling bunny doll", "reweight": "smiling: 2"}, "flux_reweight"),
+    "flux_attention_maps": _dit_maps("flux", "flux_maps"),
+    "sd35_word_swap": _dit("sd3", "AttnEdit_P2PReplace", {
+        "source_prompt": "a cat sitting next to a mirror",
+        "target_prompts": "a tiger sitting next to a mirror\na lion sitting next to a mirror"}, "sd35_word_swap"),
+    "qwen_image_word_swap": _dit("qwen_image", "AttnEdit_P2PReplace", {
+        "source_prompt": "a cat sitting next to a mirror",
+        "target_prompts": "a tiger sitting next to a mirror\na lion sitting next to a mirror"},
+        "qwen_image_word_swap"),
+}
+SPECS.update(DIT_SPECS)
+
+
+def dit_layout(name: str) -> str | None:
+    """The tiny test layout a DiT workflow runs on, or None for the UNet workflows."""
+    if name.startswith("flux"):
+        return "flux"
+    if name.startswith("sd35"):
+        return "sd3"
+    if name.startswith("qwen_image"):
+        return "qwen_image"
+    return None
+
 
 def _is_link(value) -> bool:
     return isinstance(value, list) and len(value) == 2 and isinstance(value[0], str)
@@ -325,10 +428,20 @@ def on_tiny_models(api: dict, layout: str = "sd15", size: int = 128, steps: int 
     """The same graph with the checkpoint loader swapped for tiny random models (and the tiny BLIP 'tiny') and
     a short schedule: what the tests and the no-checkpoint demo run."""
     api = json.loads(json.dumps(api))
-    for node in api.values():
-        if node["class_type"] == "CheckpointLoaderSimple":
+    separate = {"DualCLIPLoader": 1, "CLIPLoader": 1, "TripleCLIPLoader": 1, "VAELoader": 2}
+    tiny = next((i for i, n in api.items() if n["class_type"] in ("CheckpointLoaderSimple", "UNETLoader")), None)
+    for node_id, node in list(api.items()):
+        if node["class_type"] in ("CheckpointLoaderSimple", "UNETLoader"):
             node["class_type"], node["inputs"] = "AttnEditTest_TinyModels", {"layout": layout, "seed": 0}
-        if node["class_type"] == "EmptyLatentImage":
+        if node["class_type"] in separate:  # the tiny models node gives MODEL, CLIP and VAE
+            output = separate[node["class_type"]]
+            del api[node_id]
+            for other in api.values():
+                for key, value in other["inputs"].items():
+                    if isinstance(value, list) and len(value) == 2 and value[0] == node_id:
+                        other["inputs"][key] = [tiny, output]
+    for node in api.values():
+        if node["class_type"] in ("EmptyLatentImage", "EmptySD3LatentImage"):
             node["inputs"].update(width=size, height=size)
         if "steps" in node["inputs"]:
             node["inputs"]["steps"] = steps
