@@ -132,10 +132,17 @@ class AttentionEditor:
         return denoised
 
 
+INNER_PATCH_KEY = "attn_edit_inner_patch"
+
+
 def plain_attention(q, k, v, heads, extra_options):
-    """Exactly what CrossAttention.forward computes without a patch (ComfyUI 0.8 comfy/ldm/modules/attention.py
-    CrossAttention.forward). transformer_options travel on, so another pack's `optimized_attention_override`
-    (SageAttention, caching packs) still runs under our patches."""
+    """What the layer computes without our patch: another node's replace patch for this layer if there is one
+    (SAG, PAG, ...: ours wraps it, see unet_backend.py), else exactly CrossAttention.forward's attention
+    (ComfyUI 0.8 comfy/ldm/modules/attention.py). transformer_options travel on, so another pack's
+    `optimized_attention_override` (SageAttention, caching packs) still runs under our patches."""
+    inner = extra_options.get(INNER_PATCH_KEY)
+    if inner is not None:
+        return inner(q, k, v, extra_options)
     import comfy.ldm.modules.attention as attention  # looked up at call time: backends can change
 
     return attention.optimized_attention(q, k, v, heads, attn_precision=extra_options.get("attn_precision"),
@@ -158,6 +165,9 @@ class Backend:
 
     def check_called(self, editor: AttentionEditor, run: RunState, layers: list) -> None:
         raise NotImplementedError
+
+    def reclaim(self, model_options: dict, layers: list) -> None:
+        """At the start of a run: hooks that a later node replaced are put back, wrapping that node's."""
 
     def summary(self, run: RunState, layers: list) -> dict:
         return {"layers": len(layers), "layers_called": len(run.layers_seen), "model_calls": run.calls["model"]}
@@ -269,6 +279,8 @@ def _outer_sample_wrapper(executor, *args, **kwargs):
     editor: AttentionEditor = topts[EDITOR_KEY]
     backend = backend_for(guider.model_patcher)
     layers = backend.layers(guider.model_patcher)
+    backend.reclaim(guider.model_options, layers)
+    topts = guider.model_options["transformer_options"]
     run = backend.new_run(guider.model_patcher, layers)
     topts[RUN_KEY] = run
     try:

@@ -158,12 +158,19 @@ class JointBackend(Backend):
     def install(self, m, layers: list[JointLayer]) -> None:
         import comfy.patcher_extension
 
-        topts = m.model_options.setdefault("transformer_options", {})
-        previous = topts.get(OVERRIDE_KEY)
-        if previous is not None and previous is not _joint_override:
-            topts[PREVIOUS_OVERRIDE_KEY] = previous  # another pack's attention backend keeps running under ours
-        topts[OVERRIDE_KEY] = _joint_override
+        self.reclaim(m.model_options, layers)
+        m.model_options["transformer_options"][OVERRIDE_KEY] = _joint_override
         m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, WRAPPER_KEY, _apply_model_wrapper)
+
+    def reclaim(self, model_options: dict, layers: list[JointLayer]) -> None:
+        """Another pack's attention override (set before ours, or after ours and so replacing it) keeps running
+        underneath ours: ours calls it for every plain attention."""
+        topts = model_options.setdefault("transformer_options", {})
+        other = topts.get(OVERRIDE_KEY)
+        if other is not None and other is not _joint_override:
+            topts = model_options["transformer_options"] = dict(topts)
+            topts[PREVIOUS_OVERRIDE_KEY] = other
+            topts[OVERRIDE_KEY] = _joint_override
 
     def check_called(self, editor, run: RunState, layers: list[JointLayer]) -> None:
         if run.calls["model"] > 0 and run.calls["joint"] == 0:

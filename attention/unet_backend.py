@@ -9,8 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .comfy_patch import (EDITOR_KEY, RUN_KEY, WRAPPER_KEY, Backend, PatchNotCalledError, RunState,
-                          begin_model_call, plain_attention)
+from .comfy_patch import (EDITOR_KEY, INNER_PATCH_KEY, RUN_KEY, WRAPPER_KEY, Backend, PatchNotCalledError,
+                          RunState, begin_model_call, plain_attention)
+
+# Other nodes' replace patches on the layers we patch, kept in transformer_options and called underneath ours:
+# {"attn1" | "attn2": {(block, number, depth): patch}}. A later node's patch found at run start moves here too.
+INNER_PATCHES_KEY = "attn_edit_inner_patches"
 
 
 @dataclass(frozen=True)
@@ -69,7 +73,25 @@ def enumerate_layers(unet) -> list[Layer]:
     return layers
 
 
+def _with_inner_patch(name: str, extra_options: dict) -> dict:
+    """extra_options carrying the patch another node set for this layer (SAG's recording attention, PAG's
+    perturbed pass), which plain_attention then calls instead of the plain attention."""
+    block = extra_options.get("block")
+    if block is None:
+        return extra_options
+    key = (block[0], block[1], extra_options.get("block_index", 0))
+    inner = extra_options.get(INNER_PATCHES_KEY, {}).get(name, {}).get(key)
+    run = extra_options.get(RUN_KEY)
+    # block-level patches set for one extra model call (PAG's post-CFG pass) take precedence, as in ComfyUI
+    block_level = run.data.get("call_patches", {}).get(name, {}).get((block[0], block[1])) if run else None
+    inner = block_level or inner
+    if inner is None:
+        return extra_options
+    return {**extra_options, INNER_PATCH_KEY: inner}
+
+
 def _attn1_replace(q, k, v, extra_options):
+    extra_options = _with_inner_patch("attn1", extra_options)
     editor, run = extra_options.get(EDITOR_KEY), extra_options.get(RUN_KEY)
     heads = extra_options["n_heads"]
     if editor is None or run is None or run.step is None:
@@ -79,6 +101,7 @@ def _attn1_replace(q, k, v, extra_options):
 
 
 def _attn2_replace(q, k, v, extra_options):
+    extra_options = _with_inner_patch("attn2", extra_options)
     editor, run = extra_options.get(EDITOR_KEY), extra_options.get(RUN_KEY)
     heads = extra_options["n_heads"]
     if editor is None or run is None or run.step is None:
@@ -96,6 +119,7 @@ def _diffusion_model_wrapper(executor, x, *args, **kwargs):
     run = transformer_options.get(RUN_KEY) if transformer_options else None
     if run is not None:
         begin_model_call(run, x.shape[0], transformer_options)
+        run.data["call_patches"] = transformer_options.get("patches_replace", {})
     return executor(x, *args, **kwargs)
 
 
@@ -111,11 +135,40 @@ class UNetBackend(Backend):
     def install(self, m, layers: list[Layer]) -> None:
         import comfy.patcher_extension
 
+        self.reclaim(m.model_options, layers)
         for layer in layers:
             m.set_model_attn1_replace(_attn1_replace, layer.block, layer.number, layer.depth)
             m.set_model_attn2_replace(_attn2_replace, layer.block, layer.number, layer.depth)
         m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, WRAPPER_KEY,
                                _diffusion_model_wrapper)
+
+    def reclaim(self, model_options: dict, layers: list[Layer]) -> None:
+        """Patches of other nodes on our layers (set before ours, or after ours and so replacing it) become inner
+        patches that ours calls for its plain attention; ours goes (back) in front. Mutates `model_options`
+        copy-on-write (the dicts it changes are copied first)."""
+        topts = model_options.setdefault("transformer_options", {})
+        replace = topts.get("patches_replace", {})
+        inner = {name: dict(patches) for name, patches in topts.get(INNER_PATCHES_KEY, {}).items()}
+        ours = {"attn1": _attn1_replace, "attn2": _attn2_replace}
+        changed = False
+        for name, patch in ours.items():
+            table = replace.get(name, {})
+            for layer in layers:
+                key = (layer.block, layer.number, layer.depth)
+                other = table.get(key) or table.get((layer.block, layer.number))
+                if other is not None and other is not patch:
+                    inner.setdefault(name, {})[key] = other
+                    changed = True
+        if changed:
+            topts = model_options["transformer_options"] = dict(topts)
+            topts[INNER_PATCHES_KEY] = inner
+            replace = topts["patches_replace"] = {name: dict(t) for name, t in replace.items()}
+            for name, patch in ours.items():
+                for layer in layers:
+                    if (layer.block, layer.number) in replace.get(name, {}):
+                        del replace[name][(layer.block, layer.number)]
+                    if (layer.block, layer.number, layer.depth) in replace.get(name, {}):
+                        replace[name][(layer.block, layer.number, layer.depth)] = patch
 
     def check_called(self, editor, run: RunState, layers: list[Layer]) -> None:
         if run.calls["model"] > 0 and run.calls["attn2"] == 0:

@@ -119,8 +119,8 @@ def test_bad_input_names_node_input_and_fix(comfy, layout, node, options, needle
 
 
 def test_another_packs_attention_override_keeps_running_under_ours(comfy):
-    """An override set before the P2P node (another attention-backend pack) runs underneath ours; one set after
-    it replaces ours, which is reported loudly instead of silently giving the unedited image."""
+    """An override (another attention-backend pack) set before or after the P2P node runs underneath ours, and
+    the edit is the same as without it."""
     calls = comfy.test_pack.nodes.OVERRIDE_CALLS
     before = joint_p2p("flux", steps=2)
     before["8"] = {"class_type": "AttnEditTest_CountingOverride", "inputs": {"model": ["1", 0]}}
@@ -134,9 +134,10 @@ def test_another_packs_attention_override_keeps_running_under_ours(comfy):
     after = joint_p2p("flux", steps=2)
     after["8"] = {"class_type": "AttnEditTest_CountingOverride", "inputs": {"model": ["2", 0]}}
     after["6"]["inputs"]["model"] = ["8", 0]
-    comfy.reset_cache()
-    result = comfy.run(after, expect_success=False)
-    assert not result["ok"] and "override" in result["error"]["exception_message"]
+    calls["count"] = 0
+    out_after, run_after = sample(comfy, after)
+    assert calls["count"] >= run_after["joint_calls"] > 0
+    torch.testing.assert_close(out_after, reference, atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize("layout,slots,text_len", [

@@ -168,3 +168,24 @@ def test_ksampler_advanced_and_sampler_custom_take_the_p2p_outputs(comfy):
         "end_at_step": 10000, "return_with_leftover_noise": "disable"}}
     advanced, run = sample(comfy, adv)
     assert torch.equal(advanced, edited) and run["edited_cross_calls"] > 0
+
+
+@pytest.mark.parametrize("other,inputs", [("SelfAttentionGuidance", {"scale": 0.5, "blur_sigma": 2.0}),
+                                          ("PerturbedAttentionGuidance", {"scale": 3.0})])
+@pytest.mark.parametrize("order", ["before", "after"])
+def test_stock_attention_patching_nodes_compose_with_p2p_in_either_order(comfy, other, inputs, order):
+    """SAG and PAG patch the middle block's self-attention; ours wraps theirs instead of replacing it (or being
+    replaced): the run succeeds, their guidance changes the result, and the edit still reaches every layer."""
+    alone, run_alone = sample(comfy, p2p_workflow())
+    wf = p2p_workflow()
+    if order == "before":
+        wf["8"] = {"class_type": other, "inputs": {"model": ["1", 0], **inputs}}
+        wf["2"]["inputs"]["model"] = ["8", 0]
+    else:
+        wf["8"] = {"class_type": other, "inputs": {"model": ["2", 0], **inputs}}
+        wf["6"]["inputs"]["model"] = ["8", 0]
+    combined, run = sample(comfy, wf)
+    assert torch.isfinite(combined).all()
+    assert not torch.allclose(combined, alone, atol=1e-4), f"{other} had no effect"
+    assert run["layers_called"] == run["layers"] and run["injected_self_calls"] >= run_alone["injected_self_calls"]
+    assert run["edited_cross_calls"] >= run_alone["edited_cross_calls"] > 0
