@@ -10,7 +10,7 @@ import torch
 from ..attention.p2p_plan import InputError
 from ..attention.tokens import CLIP_LAYOUT, MAX_LEN, PromptTokens, TokenizerLayout
 
-_WEIGHT_SYNTAX = re.compile(r"(?<!\\)[()]|embedding:", re.IGNORECASE)
+_EMBEDDING = re.compile(r"embedding:", re.IGNORECASE)
 
 
 def _sd_tokenizer(clip):
@@ -150,18 +150,35 @@ def prompt_encoding(clip, prompt: str, node: str, input_name: str) -> PromptEnco
     exactly the ids ComfyUI will encode."""
     if not prompt.strip():
         raise InputError(node, input_name, "the prompt is empty.")
-    if _WEIGHT_SYNTAX.search(prompt):
+    if _EMBEDDING.search(prompt):
         raise InputError(node, input_name,
-                         f"'{prompt}' uses ComfyUI weight syntax '(word:1.2)' or 'embedding:'. They change the "
-                         "tokens that edits address, so they are not supported in edited prompts: use the "
-                         "'reweight' input to strengthen or weaken a word, or escape literal brackets as \\( \\).")
+                         f"'{prompt}' uses 'embedding:'. A textual-inversion embedding inserts learned vectors, not "
+                         "words, so edits cannot address or align its tokens: leave it out of edited prompts (use it "
+                         "in the negative prompt, which edits do not touch).")
     try:
         segments = text_segments(clip)
     except ValueError as e:
         raise InputError(node, "clip", str(e)) from None
     comfy_tokens = clip.tokenize(prompt)
-    segments = tuple((seg, _segment_tokens(clip, seg, prompt, comfy_tokens, node, input_name)) for seg in segments)
-    return PromptEncoding(prompt, segments)
+    # Qwen-Image's tokenizer reads no weight syntax (it passes disable_weights itself)
+    weighted = segments[0].layout.name != "Qwen2.5-VL" and not getattr(segments[0].tokenizer, "disable_weights", False)
+    words = plain_text(prompt, weighted)
+    if not words.strip():
+        raise InputError(node, input_name, "the prompt has no words once its weights are read.")
+    segments = tuple((seg, _segment_tokens(clip, seg, words, comfy_tokens, node, input_name)) for seg in segments)
+    return PromptEncoding(words, segments)
+
+
+def plain_text(prompt: str, weighted: bool = True) -> str:
+    """The words ComfyUI's CLIPTextEncode tokenizes, without its weight syntax: '(red:1.2) cat' -> 'red cat',
+    '\\(literal\\)' -> '(literal)' (ComfyUI 0.8 comfy/sd1_clip.py SDTokenizer.tokenize_with_weights:
+    escape_important, token_weights, unescape_important). The weights apply when the prompt is encoded; the
+    word -> token mapping sees the words."""
+    from comfy.sd1_clip import escape_important, token_weights, unescape_important
+
+    text = escape_important(prompt)
+    parts = token_weights(text, 1.0) if weighted else [(text, 1.0)]
+    return "".join(unescape_important(part) for part, _ in parts)
 
 
 def common_length(encodings: list[PromptEncoding]) -> list[PromptEncoding]:

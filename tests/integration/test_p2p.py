@@ -189,3 +189,26 @@ def test_stock_attention_patching_nodes_compose_with_p2p_in_either_order(comfy, 
     assert not torch.allclose(combined, alone, atol=1e-4), f"{other} had no effect"
     assert run["layers_called"] == run["layers"] and run["injected_self_calls"] >= run_alone["injected_self_calls"]
     assert run["edited_cross_calls"] >= run_alone["edited_cross_calls"] > 0
+
+
+@pytest.mark.parametrize("layout", ["sd15", "flux"])
+def test_weighted_and_escaped_prompts_edit_their_words(comfy, layout):
+    """ComfyUI weight syntax applies to the encoding exactly as CLIPTextEncode applies it, while words are found
+    without it: '(red:1.4)' is the word 'red', '\\(' a literal bracket."""
+    from tests.integration.test_joint_attention import joint_p2p
+
+    source = "a (red:1.4) cat \\(big\\) sitting on a mat"
+    target = "a (red:1.4) dog \\(big\\) sitting on a mat"
+    make = joint_p2p if layout == "flux" else p2p_workflow
+    wf = make(layout=layout, source=source, targets=target, reweight="red: 1.5", blend_words="cat | dog")
+    wf["9"] = {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": target}}
+    wf["10"] = {"class_type": "AttnEditTest_Capture", "inputs": {"name": "stock", "conditioning": ["9", 0]}}
+    wf["11"] = {"class_type": "AttnEditTest_Capture", "inputs": {"name": "ours", "conditioning": ["2", 1]}}
+    comfy.reset_cache()
+    result = comfy.run(wf)
+    ours, stock = comfy.captured["ours"]["conditioning"], comfy.captured["stock"]["conditioning"]
+    assert torch.equal(ours[0][0][1:2], stock[0][0])  # row 1 = the weighted target, encoded as ComfyUI does
+    unweighted = comfy.pack("nodes.clip_prompts").encode_rows(
+        comfy.test_pack.nodes._MODELS[(layout, 0)][1], ["a red dog (big) sitting on a mat"])
+    assert not torch.equal(ours[0][0][1:2], unweighted[0][0])  # the weight did change the encoding
+    assert result["ok"]
