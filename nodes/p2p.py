@@ -22,7 +22,9 @@ CATEGORY = "attention_edit/prompt_to_prompt"
 BLEND_AUTO = "auto (P2P 16x16)"
 BLEND_RESOLUTIONS = {BLEND_AUTO: None, "latent": 0, "latent/2": 1, "latent/4": 2, "latent/8": 3}
 
-_SCHEDULE_TIP = "Fraction of the sampling schedule, counted from its start, during which the source prompt's "
+_SCHEDULE_TIP = ("Fraction of each sampler run's schedule (its sigmas), counted from its start; a run split over "
+                 "two KSamplerAdvanced nodes counts each part on its own, so put the windows in the first part. "
+                 "During it the source prompt's ")
 
 
 def _common_inputs(reweight_node: bool):
