@@ -284,6 +284,7 @@ def _outer_sample_wrapper(executor, *args, **kwargs):
     run = backend.new_run(guider.model_patcher, layers)
     topts[RUN_KEY] = run
     try:
+        editor.check_conds(getattr(guider, "conds", None) or {})
         editor.start_run(run)
         result = executor(*args, **kwargs)
         backend.check_called(editor, run, layers)

@@ -8,6 +8,8 @@ are never touched.
 """
 from __future__ import annotations
 
+import uuid
+
 import torch
 
 from .comfy_patch import AttentionEditor, JointCall, RunState, plain_attention
@@ -43,6 +45,9 @@ def _edit_level(run: RunState, extra_options: dict) -> int:
     return min(level, run.max_level)
 
 
+ROWS_MARK = "attn_edit_rows"  # conditioning key: which P2P edit produced these rows
+
+
 class P2PEditor(AttentionEditor):
     shares_row_noise = True
 
@@ -52,6 +57,16 @@ class P2PEditor(AttentionEditor):
         self.plan = plan
         self.node_name = plan.node_name
         self.joint_self_blocks = joint_self_blocks
+        self.key = uuid.uuid4().hex  # the node marks its positive output with it (ROWS_MARK)
+
+    def check_conds(self, conds: dict) -> None:
+        marks = [c.get(ROWS_MARK) for group in conds.values() for c in group]
+        if self.key not in marks:
+            raise ValueError(
+                f"{self.node_name}: the sampler's positive conditioning is not this node's 'positive' output, so "
+                "its rows are not the source and edited prompts and the edit would do nothing. Connect this node's "
+                "positive output (through FluxGuidance or other conditioning nodes if you like) to the sampler's "
+                "positive input.")
 
     def start_run(self, run: RunState) -> None:
         run.data["summary"] = {"edited_cross_calls": 0, "injected_self_calls": 0, "blend_updates": 0,

@@ -10,7 +10,7 @@ from comfy_api.latest import io
 
 from ..attention.comfy_patch import patch_model
 from ..attention.options import parse_prompt_lines
-from ..attention.p2p_editor import P2PEditor
+from ..attention.p2p_editor import ROWS_MARK, P2PEditor
 from ..attention.p2p_plan import InputError, build_plan, combine_plans
 from .checks import require_editable_model, require_latent
 from .clip_prompts import common_length, encode_rows, prompt_encoding
@@ -104,8 +104,10 @@ def run_p2p(node: str, mode: str, model, clip, latent, source_prompt: str, targe
                    word_schedule or "", reweight or "", blend_words or "", blend_threshold, blend_start,
                    BLEND_RESOLUTIONS[blend_resolution])
         for i, (_, src_tokens) in enumerate(source.segments)])
-    patched = patch_model(model, P2PEditor(plan))
+    editor = P2PEditor(plan)
+    patched = patch_model(model, editor)
     positive = encode_rows(clip, [source_prompt, *target_prompts])
+    positive[0][1][ROWS_MARK] = editor.key
     return io.NodeOutput(patched, positive, _batched_latent(node, latent, plan.n_prompts, model))
 
 

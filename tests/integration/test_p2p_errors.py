@@ -51,3 +51,17 @@ def test_after_an_error_the_base_model_is_untouched(comfy):
     error_of(comfy, p2p_workflow(reweight="horse: 2"))
     _, run = sample(comfy, p2p_workflow(patched=False))
     assert run is None  # no pack patch ran on the plain model
+
+
+@pytest.mark.parametrize("layout", ["sd15", "flux"])
+def test_a_plain_positive_with_the_p2p_model_is_refused(comfy, layout):
+    from tests.integration.test_joint_attention import joint_p2p
+
+    wf = joint_p2p("flux") if layout == "flux" else p2p_workflow()
+    wf["9"] = {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": "a cat sitting on a mat"}}
+    wf["6"]["inputs"]["positive"] = ["9", 0]
+    comfy.reset_cache()
+    result = comfy.run(wf, expect_success=False)
+    assert not result["ok"]
+    message = result["error"]["exception_message"]
+    assert "positive" in message and "AttnEdit_P2PReplace" in message, message
