@@ -99,8 +99,8 @@ def build_plan(node: str, mode: str, source: PromptTokens, targets: list[PromptT
 
     rows = []
     for tgt, mapper, align in zip(targets, mappers, aligns):
-        start = torch.zeros(MAX_TOKENS)
-        end = torch.full((MAX_TOKENS,), float(cross_replace))
+        start = torch.zeros(MAX_TOKENS, dtype=torch.float64)  # float64: the typed fractions, exactly
+        end = torch.full((MAX_TOKENS,), float(cross_replace), dtype=torch.float64)
         for phrase, s, e in schedule:
             try:
                 slots = _positions_in_target(phrase, source, tgt, mapper, align)
