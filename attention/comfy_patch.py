@@ -2,7 +2,8 @@
 
 `patch_model` clones a ModelPatcher, registers attn1/attn2 *replace* patches on every transformer
 block of its UNet, and installs the wrappers that give each sampling run a fresh `RunState`
-(reference/comfyui-api.md §1.3, §2.2-2.4). The patches are module-level functions that read the
+(ComfyUI 0.8.0 comfy/model_patcher.py: ModelPatcher.set_model_attn2_replace, add_wrapper_with_key).
+The patches are module-level functions that read the
 editor (config only, deepcopy-safe) and the run state from `extra_options`, so they survive
 `ModelPatcher.clone()` and cached node outputs.
 
