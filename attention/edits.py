@@ -8,7 +8,7 @@ edit the explicit softmax maps P of every edited row i from the source row's map
     Reweight:  the bracketed map is multiplied column-wise by the equalizer e_i before the a_t blend
 
 with a_t the per-token injection window at step t. Every one of these is P_0·X + P_i·Y for matrices
-acting on the *token* axis, and (P X) V = P (X V) (reference/comfyui-api.md §1.5), so an edited row is
+acting on the *token* axis, and (P X) V = P (X V) (associativity), so an edited row is
 
     out_i = attend(q_0, k_0, M_i (A_i ⊙ V_i)) + attend(q_i, k_i, B_i ⊙ V_i)
 

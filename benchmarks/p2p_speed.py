@@ -1,6 +1,6 @@
 """P2P speed: KSampler on the P2P batch vs a plain KSampler on the same batch, side by side in one run.
 
-Ratios (DESIGN.md §5): P2P edit / plain ≤ 1.15; after the injection windows / plain ≤ 1.05.
+Ratios the pack aims for: P2P edit / plain ≤ 1.15; after the injection windows / plain ≤ 1.05.
 Rows: the full-width SD1.5 layout with random weights (860 M UNet parameters) and the tiny test model.
 """
 from __future__ import annotations
