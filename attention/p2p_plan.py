@@ -23,6 +23,9 @@ MODES = ("replace", "refine", "reweight")
 class InputError(ValueError):
     """A bad node input; the message names the node, the input and the fix."""
 
+    # ComfyUI prints the exception type as module.qualname; a custom node's module is its folder path.
+    __module__ = "attention_edit"
+
     def __init__(self, node: str, input_name: str, message: str):
         super().__init__(f"{node}: input '{input_name}': {message}")
 

@@ -5,7 +5,7 @@ from comfy_api.latest import io
 
 from ..attention.comfy_patch import patch_model
 from ..attention.maps import LEVELS, MapRecorder, render_token_grid
-from .checks import require_unet
+from .checks import require_latent, require_unet
 from .clip_prompts import _sd_tokenizer, encode_rows, prompt_tokens
 
 NODE = "AttnEdit_AttentionMaps"
@@ -49,6 +49,7 @@ class AttentionMaps(io.ComfyNode):
         import nodes
 
         require_unet(NODE, model)
+        require_latent(NODE, model, latent)
         pt = prompt_tokens(clip, prompt, NODE, "prompt")
         recorder = MapRecorder(NODE, LEVELS[resolution])
         patched = patch_model(model, recorder)
