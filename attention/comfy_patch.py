@@ -131,6 +131,9 @@ class AttentionEditor:
     def post_cfg(self, denoised: torch.Tensor, args: dict, run: RunState) -> torch.Tensor:
         return denoised
 
+    def check_conds(self, conds: dict) -> None:
+        """Called at the start of a run with the guider's conditionings ({"positive": [cond dicts], ...})."""
+
 
 INNER_PATCH_KEY = "attn_edit_inner_patch"
 

@@ -8,7 +8,7 @@ edit the explicit softmax maps P of every edited row i from the source row's map
     Reweight:  the bracketed map is multiplied column-wise by the equalizer e_i before the a_t blend
 
 with a_t the per-token injection window at step t. Every one of these is P_0·X + P_i·Y for matrices
-acting on the *token* axis, and (P X) V = P (X V) (reference/comfyui-api.md §1.5), so an edited row is
+acting on the *token* axis, and (P X) V = P (X V) (associativity), so an edited row is
 
     out_i = attend(q_0, k_0, M_i (A_i ⊙ V_i)) + attend(q_i, k_i, B_i ⊙ V_i)
 
@@ -19,6 +19,8 @@ source row's q and k. Nothing materialises P, so the fast attention backend keep
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
+from functools import lru_cache
 
 import torch
 
@@ -31,23 +33,54 @@ class EditRow:
 
     mapper: torch.Tensor  # [77, 77]: source slot (row) -> target slot (column); identity for Reweight
     align: torch.Tensor  # [77]: 1 where the target slot takes the source map (Refine's alphas), else 0
-    window_start: torch.Tensor  # [77]: injection window per target slot, as fractions of the schedule
+    window_start: torch.Tensor  # [77]: injection window per target slot, as fractions of the schedule (float64
+    #   holds the typed decimals exactly; window_bounds turns them into steps)
     window_end: torch.Tensor  # [77]
     reweight: torch.Tensor  # [77]: equalizer, 1 = unchanged
 
 
-def window_active(start: torch.Tensor, end: torch.Tensor, step: int, total: int) -> torch.Tensor:
-    """1.0 where step lies in [int(start*(T+1)), int(end*(T+1))), as ptp_utils.update_alpha_time_word
-    (ptp_utils.py:264-274: the alpha table has num_steps + 1 rows)."""
+def schedule_step(fraction, steps: int) -> int:
+    """int(fraction * steps) on the decimal the user typed, exactly: 0.53 of 100 steps is 53, where float
+    arithmetic gives 52.99999... `fraction` is a Python float, a numpy scalar or a 0-d tensor; its shortest
+    decimal form at its own precision is taken as the typed value ('0.53' for float32 and float64 alike)."""
+    return _exact_step(_typed_decimal(fraction), int(steps))
+
+
+def _typed_decimal(value) -> str:
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu()
+        value = (value if value.dtype in (torch.float16, torch.float32, torch.float64) else value.double()).numpy()
+    return repr(value) if isinstance(value, (float, int)) else str(value)
+
+
+@lru_cache(maxsize=4096)
+def _exact_step(decimal: str, steps: int) -> int:
+    return int(Fraction(decimal) * steps)
+
+
+def window_bounds(start: torch.Tensor, end: torch.Tensor, total: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-token cross-attention windows as step bounds [lo, hi): int(f*(T+1)) on the typed fractions, as
+    ptp_utils.update_alpha_time_word (ptp_utils.py:264-274: the alpha table has num_steps + 1 rows)."""
     rows = total + 1
-    lo = torch.floor(start * rows + 1e-6)
-    hi = torch.floor(end * rows + 1e-6)
+
+    def bounds(fractions: torch.Tensor) -> torch.Tensor:
+        flat = fractions.detach().cpu().reshape(-1)
+        values, inverse = torch.unique(flat, return_inverse=True)
+        steps = torch.tensor([schedule_step(v, rows) for v in values], dtype=torch.long)
+        return steps[inverse].reshape(fractions.shape)
+
+    return bounds(start), bounds(end)
+
+
+def window_active(start: torch.Tensor, end: torch.Tensor, step: int, total: int) -> torch.Tensor:
+    """1.0 where step lies in its token's cross-attention window (window_bounds), else 0.0."""
+    lo, hi = window_bounds(start, end, total)
     return ((lo <= step) & (step < hi)).float()
 
 
 def self_window_active(start: float, end: float, step: int, total: int) -> bool:
-    """Official self-attention window: int(start*T) <= step < int(end*T) (P2P-nb cell 7)."""
-    return int(start * total + 1e-6) <= step < int(end * total + 1e-6)
+    """Official self-attention window: int(start*T) <= step < int(end*T) (P2P-nb cell 7), on the typed fractions."""
+    return schedule_step(start, total) <= step < schedule_step(end, total)
 
 
 def cross_coefficients(rows: list[EditRow], step: int, total: int) -> tuple[torch.Tensor, torch.Tensor]:

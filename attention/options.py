@@ -34,12 +34,22 @@ def _number(text: str, entry: str, syntax: str) -> float:
     return value
 
 
+# Reweight multiplies a word's attention (and so its share of the attention output): the paper uses -2..2, the
+# official notebook up to 10. Far beyond, images degrade to noise (1e6 gives latents ~2000) and then to NaN.
+MAX_WORD_VALUE = 100.0
+
+
 def parse_word_values(text: str) -> list[tuple[str, float]]:
-    """'fluffy: 2.0, red car: -1' -> [('fluffy', 2.0), ('red car', -1.0)]; '' -> []."""
+    """'fluffy: 2.0, red car: -1' -> [('fluffy', 2.0), ('red car', -1.0)]; '' -> []. |value| <= MAX_WORD_VALUE."""
     out = []
     for entry in _entries(text):
         phrase, value = _split_entry(entry, WORD_VALUES_SYNTAX)
-        out.append((phrase, _number(value, entry, WORD_VALUES_SYNTAX)))
+        number = _number(value, entry, WORD_VALUES_SYNTAX)
+        if abs(number) > MAX_WORD_VALUE:
+            raise ValueError(f"the factor in {entry!r} is beyond ±{MAX_WORD_VALUE:g}, where the image degrades to "
+                             f"noise or NaN; use a factor in -2..2 (the paper's range), at most ±10 for a strong "
+                             f"effect")
+        out.append((phrase, number))
     return out
 
 

@@ -14,7 +14,7 @@ import torch
 
 from .comfy_patch import AttentionEditor, JointCall, RunState, plain_attention
 from .edits import (attention_probabilities, cross_coefficients, inject_self_attention, mix_cross_attention,
-                    row_kinds, self_window_active, token_maps)
+                    row_kinds, schedule_step, self_window_active, token_maps)
 from .joint_edits import mix_joint_attention, text_maps
 from .local_blend import apply_blend, blend_mask, word_maps
 from .p2p_plan import P2PPlan
@@ -175,7 +175,7 @@ class P2PEditor(AttentionEditor):
         """Local blend on the denoised prediction (sampler-agnostic; see attention/local_blend.py)."""
         acc = run.data.get("blend_maps")
         step = run.step
-        if acc is None or step is None or step.index < int(self.plan.blend_start * step.total + 1e-6):
+        if acc is None or step is None or step.index < schedule_step(self.plan.blend_start, step.total):
             return denoised
         if denoised.shape[0] != self.plan.n_prompts:
             return denoised

@@ -23,6 +23,9 @@ MODES = ("replace", "refine", "reweight")
 class InputError(ValueError):
     """A bad node input; the message names the node, the input and the fix."""
 
+    # ComfyUI prints the exception type as module.qualname; a custom node's module is its folder path.
+    __module__ = "attention_edit"
+
     def __init__(self, node: str, input_name: str, message: str):
         super().__init__(f"{node}: input '{input_name}': {message}")
 
@@ -48,7 +51,7 @@ class P2PPlan:
 def _positions_in_target(phrase: str, src: PromptTokens, tgt: PromptTokens, mapper: torch.Tensor,
                          align: torch.Tensor) -> list[int]:
     """Target slots of a word of either prompt: found in the target directly, or a source word's slots carried
-    through the mapper (e.g. the swapped-out word of a Replace)."""
+    through the mapper (e.g. the swapped-out word of a Replace); [] when neither prompt has it."""
     try:
         return find_word_positions(tgt, phrase)
     except WordNotFound:
@@ -56,11 +59,29 @@ def _positions_in_target(phrase: str, src: PromptTokens, tgt: PromptTokens, mapp
     try:
         source_slots = find_word_positions(src, phrase)
     except WordNotFound:
-        raise WordNotFound(
-            f"'{phrase}' is in neither prompt. Source words: {', '.join(src.word_texts)}; "
-            f"target words: {', '.join(tgt.word_texts)}") from None
-    columns = ((mapper[source_slots] > 0).any(0) & (align > 0)).nonzero().flatten().tolist()
-    return columns
+        return []
+    return ((mapper[source_slots] > 0).any(0) & (align > 0)).nonzero().flatten().tolist()
+
+
+def _key_slots(node: str, input_name: str, phrase: str, source: PromptTokens, targets: list[PromptTokens],
+               mappers: list[torch.Tensor], aligns: list[torch.Tensor]) -> list[list[int]]:
+    """Per edited prompt, the slots a word key ('lion: 0.4') applies to. As in the official code a key applies
+    to the edited prompts that contain the word (here also through the source word they take); the others
+    keep the default. Only a word in no prompt at all is refused."""
+    slots = [_positions_in_target(phrase, source, tgt, mapper, align)
+             for tgt, mapper, align in zip(targets, mappers, aligns)]
+    if any(slots):
+        return slots
+    try:
+        find_word_positions(source, phrase)
+    except WordNotFound:
+        lines = "; ".join(f"edited prompt {i}: {', '.join(t.word_texts)}" for i, t in enumerate(targets, start=1))
+        raise InputError(node, input_name, f"'{phrase}' is in no prompt: write a word of the source or of an "
+                                           f"edited prompt. Source words: {', '.join(source.word_texts)}; "
+                                           f"{lines}") from None
+    log.warning("%s: %s '%s' is a source word that no edited prompt takes attention from; it changes nothing.",
+                node, input_name, phrase)
+    return slots
 
 
 def build_plan(node: str, mode: str, source: PromptTokens, targets: list[PromptTokens], cross_replace: float,
@@ -77,7 +98,7 @@ def build_plan(node: str, mode: str, source: PromptTokens, targets: list[PromptT
             try:
                 mappers.append(replacement_mapper(source, tgt, n_slots))
             except ValueError as e:
-                raise InputError(node, "target_prompts", f"line {i + 1}: {e}") from None
+                raise InputError(node, "target_prompts", f"edited prompt {i + 1}: {e}") from None
             aligns.append(torch.ones(n_slots))
         elif mode == "refine":
             gather, alphas = refinement_mapper(source, tgt, n_slots)
@@ -102,23 +123,19 @@ def build_plan(node: str, mode: str, source: PromptTokens, targets: list[PromptT
             log.warning("%s: reweight '%s: %g' is outside the paper's range [-2, 2]; results may saturate.",
                         node, phrase, value)
 
+    schedule_slots = [(s, e, _key_slots(node, "word_schedule", phrase, source, targets, mappers, aligns))
+                      for phrase, s, e in schedule]
+    weight_slots = [(value, _key_slots(node, "reweight", phrase, source, targets, mappers, aligns))
+                    for phrase, value in weights]
     rows = []
-    for tgt, mapper, align in zip(targets, mappers, aligns):
-        start = torch.zeros(n_slots)
-        end = torch.full((n_slots,), float(cross_replace))
-        for phrase, s, e in schedule:
-            try:
-                slots = _positions_in_target(phrase, source, tgt, mapper, align)
-            except WordNotFound as err:
-                raise InputError(node, "word_schedule", str(err)) from None
-            start[slots], end[slots] = s, e
+    for i, (mapper, align) in enumerate(zip(mappers, aligns)):
+        start = torch.zeros(n_slots, dtype=torch.float64)  # float64: the typed fractions, exactly
+        end = torch.full((n_slots,), float(cross_replace), dtype=torch.float64)
+        for s, e, slots in schedule_slots:
+            start[slots[i]], end[slots[i]] = s, e
         equalizer = torch.ones(n_slots)
-        for phrase, value in weights:
-            try:
-                slots = _positions_in_target(phrase, source, tgt, mapper, align)
-            except WordNotFound as err:
-                raise InputError(node, "reweight", str(err)) from None
-            equalizer[slots] = value
+        for value, slots in weight_slots:
+            equalizer[slots[i]] = value
         rows.append(EditRow(mapper, align, start, end, equalizer))
 
     blend_tokens = None

@@ -27,6 +27,7 @@ def main():
     parser.add_argument("--quality", action="store_true")
     parser.add_argument("--trials", type=int, default=24)
     parser.add_argument("--flux-size", type=int, default=512, help="image size of the full-width Flux rows")
+    parser.add_argument("--flux-only", action="store_true", help="only the full-width Flux rows")
     opts = parser.parse_args()
     if opts.quality:
         from benchmarks import quality as quality_table
@@ -49,16 +50,21 @@ def main():
                 None)]
     configs += [("tiny Flux layout, 256x256, 8 euler steps, batch 2 prompts (cfg 1)", "flux", 256, 8, opts.repeats, None),
                 ("tiny SD3 layout, 256x256, 8 euler steps, batch 2 prompts x cfg", "sd3", 256, 8, opts.repeats, None)]
+    if opts.flux_only:
+        configs = []
     if not opts.quick:
         main_cases = {"replace (inside windows)", "replace + local blend", "after the windows (patches idle)"}
-        configs.append(("full-width SD1.5 layout (random weights), 256x256, 3 euler steps", "sd15_full", 256, 3, 2,
-                        main_cases))
+        if not opts.flux_only:
+            configs.append(("full-width SD1.5 layout (random weights), 256x256, 3 euler steps", "sd15_full", 256, 3,
+                            2, main_cases))
         configs.append((f"full-width Flux layout (hidden 3072, 24 heads, 2 double + 4 single blocks, random weights), "
                         f"{opts.flux_size}x{opts.flux_size}, 2 euler steps, cfg 1", "flux_full", opts.flux_size, 2, 1,
                         main_cases | {"refine (two attention calls per edit)"}))
     for title, layout, size, steps, repeats, cases in configs:
-        rows = p2p_speed.run(host, layout, size, steps, repeats, cases)
+        rows = p2p_speed.run(host, layout, size, steps, repeats, cases, memory=layout.endswith("_full"))
         print(table(f"P2P KSampler vs plain KSampler on the same batch — {title}", header, rows), flush=True)
+    if opts.flux_only:
+        return
 
     from benchmarks import inversion_and_guidance as ig
 

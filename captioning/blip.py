@@ -26,7 +26,7 @@ HUB_EXAMPLE = "Salesforce/blip-image-captioning-base"
 
 
 class BlipModelMissing(FileNotFoundError):
-    """The BLIP folder is missing or incomplete."""
+    """The BLIP folder is missing, incomplete or unreadable."""
 
 
 def _expected_files_text() -> str:
@@ -57,6 +57,11 @@ def check_model_dir(path: str | os.PathLike) -> None:
         raise BlipModelMissing(f"BLIP model folder '{path}' is incomplete: missing {', '.join(missing)}. {where}")
 
 
+def _first_line(error: Exception, limit: int = 200) -> str:
+    text = (str(error).strip().splitlines() or [""])[0]
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def _to_pil(images: torch.Tensor) -> list:
     from PIL import Image
 
@@ -78,8 +83,14 @@ def caption_images(model_dir: str, images: torch.Tensor, prefix: str = "", max_n
     check_model_dir(model_dir)
     pil_images = _to_pil(images)
     prefix = prefix.strip()
-    processor = BlipProcessor.from_pretrained(model_dir, local_files_only=True)
-    model = BlipForConditionalGeneration.from_pretrained(model_dir, local_files_only=True)
+    try:
+        processor = BlipProcessor.from_pretrained(model_dir, local_files_only=True)
+        model = BlipForConditionalGeneration.from_pretrained(model_dir, local_files_only=True)
+    except Exception as e:  # corrupt or truncated files, a non-BLIP config, ...: transformers' own words follow
+        raise BlipModelMissing(
+            f"BLIP model folder '{model_dir}' could not be loaded ({type(e).__name__}: {_first_line(e)}). Its files "
+            f"are damaged or not a BLIP captioning model: download '{HUB_EXAMPLE}' again into that folder "
+            f"({_expected_files_text()}).") from e
     model.to(device).eval()
     try:
         captions: list[str] = []

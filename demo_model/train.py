@@ -504,8 +504,8 @@ def load_part(module: torch.nn.Module, sd: dict, prefix: str) -> None:
 
 
 def init_weights(module: torch.nn.Module, zero_outputs: bool = False) -> None:
-    """PyTorch's default initialisation, which ComfyUI's ops skip (pitfall 1); with zero_outputs the UNet's
-    residual output projections start at zero, as in the original LDM code (its zero_module calls)."""
+    """PyTorch's default initialisation, which ComfyUI's ops skip (docs/testing.md, pitfall 1); with zero_outputs
+    the UNet's residual output projections start at zero, as in the original LDM code (its zero_module calls)."""
     for name, m in module.named_modules():
         for cls in (torch.nn.Linear, torch.nn.Conv2d, torch.nn.GroupNorm, torch.nn.LayerNorm):
             if isinstance(m, cls):

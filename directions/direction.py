@@ -32,6 +32,19 @@ class DirectionFileError(ValueError):
     """A file that is not (or no longer) a readable attn-edit direction."""
 
 
+class DirectionNotFinite(ValueError):
+    """The direction holds NaN or Inf: adding it would make every image NaN."""
+
+
+def _finite_or_none(direction: "EditDirection") -> Optional[str]:
+    """None when every value is finite, else which part is not."""
+    if not torch.isfinite(direction.embeddings).all():
+        return "embeddings"
+    if direction.pooled is not None and not torch.isfinite(direction.pooled).all():
+        return "pooled embedding"
+    return None
+
+
 @dataclass
 class EditDirection:
     embeddings: torch.Tensor  # [77, D], fp32, CPU
@@ -108,6 +121,11 @@ def apply_direction(cond: torch.Tensor, pooled: Optional[torch.Tensor], directio
     """
     if not math.isfinite(strength):
         raise ValueError(f"strength must be a finite number, got {strength}")
+    bad = _finite_or_none(direction)
+    if bad:
+        raise DirectionNotFinite(f"the edit direction's {bad} hold NaN or Inf values, which would make every image "
+                                 f"NaN; recompute it with AttnEdit_EditDirection (from '{direction.source}' to "
+                                 f"'{direction.target}')")
     if cond.dim() != 3:
         raise ValueError(f"conditioning must be [B, T, D], got shape {tuple(cond.shape)}")
     b, t, d = cond.shape
@@ -181,4 +199,8 @@ def load_direction(path: str | os.PathLike) -> EditDirection:
     if embeddings.shape != (CHUNK, width):
         raise DirectionFileError(f"'{path}' holds embeddings of shape {tuple(embeddings.shape)}, "
                                  f"expected [{CHUNK}, {width}]")
+    bad = _finite_or_none(direction)
+    if bad:
+        raise DirectionFileError(f"'{path}' is damaged: its {bad} hold NaN or Inf values. Recompute the direction "
+                                 f"with AttnEdit_EditDirection and save it again.")
     return direction

@@ -1,6 +1,7 @@
 """ComfyUI glue for inversion: runs the pure-torch loops of ddim.py / null_text.py inside ComfyUI's own
 sampling path (CFGGuider + a KSAMPLER on the flipped schedule, exactly the stock FlipSigmas inversion),
-so conditioning, model loading, wrappers and latent scaling are ComfyUI's (reference/comfyui-api.md §3.6).
+so conditioning, model loading, wrappers and latent scaling are ComfyUI's (ComfyUI 0.8.0
+comfy_extras/nodes_custom_sampler.py: FlipSigmas, SamplerCustom).
 """
 from __future__ import annotations
 
@@ -100,11 +101,12 @@ def _with_crossattn(conds: list, embedding: torch.Tensor) -> list:
 class autograd_safe(torch.overrides.TorchFunctionMode):
     """Lets gradients flow through a ComfyUI model without touching it.
 
-    ComfyUI builds models inside torch.inference_mode(), so every weight is an inference tensor, which autograd
-    refuses to save for backward (reference/comfyui-api.md §3.7). Inside this mode (use it together with
-    inference_mode(False) and enable_grad) every inference tensor that reaches a torch function is replaced by a
-    normal copy for that call only: the weights are copied during the gradient pass alone, the shared model and
-    its ModelPatcher stay exactly as they are, and no-grad passes run at full speed.
+    ComfyUI builds models inside torch.inference_mode() (0.8.0 execution.py: PromptExecutor.execute_async runs
+    every node under it), so every weight is an inference tensor, which autograd refuses to save for backward.
+    Inside this mode (use it together with inference_mode(False) and enable_grad) every inference tensor that
+    reaches a torch function is replaced by a normal copy for that call only: the weights are copied during the
+    gradient pass alone, the shared model and its ModelPatcher stay exactly as they are, and no-grad passes run
+    at full speed.
     """
 
     def __torch_function__(self, func, types, args=(), kwargs=None):

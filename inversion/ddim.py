@@ -1,6 +1,6 @@
 """Deterministic DDIM (eta = 0) and DDIM inversion in ComfyUI's k-diffusion sigma space.
 
-Conventions (reference/comfyui-api.md §3.3):
+Conventions (ComfyUI 0.8.0 comfy/model_sampling.py: ModelSamplingDiscrete, EPS):
   latent   x = x_vp / sqrt(alphabar),      sigma = sqrt((1 - alphabar) / alphabar)
   model    denoise(x, sigma[B]) -> x0_hat   (any parameterisation: eps, v, ...)
   noise    eps_hat = (x - x0_hat) / sigma

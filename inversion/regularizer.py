@@ -9,11 +9,11 @@ closed-form gradients (checked against autograd in tests/unit/test_inversion_mat
 over channels, no autograd graph and no host sync per update, so ~30 updates per inversion step
 stay cheap next to a UNet call. Math runs in fp32 (fp64 stays fp64) on a copy of eps.
 
-Deviations from the official code (the first one changes results; the rest are inert for the
-official setting, B = 1 and a square latent):
-  * rolls are drawn from [min_roll, side // 2) with min_roll = 1; the official `randrange(H // 2)`
-    also draws 0, which turns that term into mean(x²)², a variance penalty fighting the KL term.
-    min_roll=0 restores the official range.
+Rolls are drawn from [min_roll, side // 2) with min_roll = 1, as the current official code does
+(`randrange(1, H // 2)`); its first release drew `randrange(H // 2)`, which also gives 0 and turns that
+term into mean(x²)², a variance penalty fighting the KL term: min_roll=0 reproduces that release.
+
+Deviations from the official code (inert for the official setting, B = 1 and a square latent):
   * the roll source is injectable (torch.Generator or explicit ints) instead of Python's `random`.
   * batches: losses are summed over samples, so each sample gets its own B = 1 gradient (the
     official code asserts B == 1; its KL would pool the whole tensor). Rolls are shared by samples.

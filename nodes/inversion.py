@@ -68,8 +68,9 @@ class DDIMInvertRegularized(io.ComfyNode):
         require_unet(node, model)
         require_latent(node, model, latent)
         _check_steps(node, steps)
-        if cfg > 1.0 and negative is None:
-            raise InputError(node, "negative", f"cfg {cfg} needs a negative conditioning; connect one or use cfg 1.")
+        if cfg != 1.0 and negative is None:
+            raise InputError(node, "negative", f"cfg {cfg} mixes in a negative conditioning (any cfg but 1 does); "
+                                               "connect one or use cfg 1.")
         if cfg != 1.0:
             log.warning("%s: inverting with cfg %g: DDIM inversion is exact only for the conditional prediction "
                         "(cfg 1); expect the reconstruction to drift.", node, cfg)

@@ -212,13 +212,13 @@ class ApplyEditDirection(io.ComfyNode):
 
     @classmethod
     def execute(cls, conditioning, edit_direction, strength):
-        from ..directions.direction import DirectionMismatch, apply_direction
+        from ..directions.direction import DirectionMismatch, DirectionNotFinite, apply_direction
 
         out = []
         for cond, extras in conditioning:
             try:
                 new_cond, new_pooled = apply_direction(cond, extras.get("pooled_output"), edit_direction, strength)
-            except DirectionMismatch as e:
+            except (DirectionMismatch, DirectionNotFinite) as e:
                 raise InputError("AttnEdit_ApplyEditDirection", "edit_direction", str(e)) from None
             extras = dict(extras)
             if new_pooled is not None:

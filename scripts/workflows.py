@@ -358,6 +358,17 @@ def _input_defs(cls) -> list[tuple[str, str, dict]]:
 
 
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
+SEED_NAMES = ("seed", "noise_seed")
+
+
+def has_seed_control(name: str, kind: str, opts: dict) -> bool:
+    """Whether ComfyUI's frontend gives this input a "control after generate" widget (an extra widget value):
+    an INT with control_after_generate set, or, when the option is absent, an INT named seed or noise_seed
+    (frontend 1.35 useIntWidget: `control_after_generate ?? ["seed", "noise_seed"].includes(name)`)."""
+    if kind != "INT":
+        return False
+    flag = opts.get("control_after_generate")
+    return bool(flag) if flag is not None else name in SEED_NAMES
 
 
 def _depths(api: dict) -> dict:
@@ -388,8 +399,8 @@ def to_ui(api: dict, node_classes: dict) -> dict:
             value = node["inputs"].get(name)
             if kind in WIDGET_TYPES and not _is_link(value):
                 widgets.append(value if value is not None else opts.get("default"))
-                if opts.get("control_after_generate"):
-                    widgets.append("fixed")
+                if has_seed_control(name, kind, opts):
+                    widgets.append("fixed")  # else the frontend defaults it to "randomize" and the seed drifts
                 if opts.get("image_upload"):
                     widgets.append("image")
                 continue

@@ -47,12 +47,12 @@ class Comfy:
         the split attention ComfyUI picks there by default; the demo and the quality benchmark use it."""
         root = comfyui_path()
         sys.path.insert(0, str(root))
-        from comfy.cli_args import args  # before comfy.model_management is imported (pitfall 3)
+        from comfy.cli_args import args  # before comfy.model_management is imported (docs/testing.md, pitfall 3)
 
         args.cpu = True
         args.use_pytorch_cross_attention = pytorch_attention
         args.output_directory = None
-        import utils.install_util  # noqa: F401  before `import nodes` (comfyui-host.md §5 pitfall 2)
+        import utils.install_util  # noqa: F401  before `import nodes` (docs/testing.md, pitfall 2)
         import nodes
         import folder_paths
 

@@ -12,4 +12,4 @@ def pytest_report_header(config):
     if comfyui_found():
         return f"integration suite: real ComfyUI at {comfyui_path()}"
     return (f"integration suite: SKIPPED, no ComfyUI at {comfyui_path()} "
-            "(set COMFYUI_PATH to a ComfyUI 0.8 checkout to run it)")
+            "(run bash scripts/get_comfyui.sh, or set COMFYUI_PATH to a ComfyUI 0.8 checkout)")

@@ -1,4 +1,4 @@
-"""Tiny random-weight MODEL / CLIP / VAE built from ComfyUI's own classes (comfyui-host.md §2.1).
+"""Tiny random-weight MODEL / CLIP / VAE built from ComfyUI's own classes (docs/testing.md).
 
 Layouts keep the real block structure of each family with shrunken widths:
 - sd15: 4 levels x 2 res blocks, attention on the first three levels and the middle (as SD1.5), context 64.
@@ -6,7 +6,7 @@ Layouts keep the real block structure of each family with shrunken widths:
 - sdxl: 3 levels x 2 res blocks, no attention on level 0, depth 1/2 (SDXL: 0/2/10), clip_l ⊕ clip_g context, ADM.
 - dit:  a tiny AuraFlow MMDiT, a DiT no backend reaches, used to check that such models are refused.
 - flux / sd3 / qwen_image: tiny joint-attention layouts (build_joint).
-Weights are initialised explicitly from a seeded generator (ComfyUI's ops skip init: pitfall 1).
+Weights are initialised explicitly from a seeded generator (ComfyUI's ops skip init: docs/testing.md, pitfall 1).
 """
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ from tests.comfy_harness import Comfy, comfyui_found, comfyui_path
 @pytest.fixture(scope="session")
 def comfy():
     if not comfyui_found():
-        pytest.skip(f"no ComfyUI at {comfyui_path()} (set COMFYUI_PATH)")
+        pytest.skip(f"no ComfyUI at {comfyui_path()} (bash scripts/get_comfyui.sh, or set COMFYUI_PATH)")
     return Comfy()
 
 

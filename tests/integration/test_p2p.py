@@ -212,3 +212,18 @@ def test_weighted_and_escaped_prompts_edit_their_words(comfy, layout):
         comfy.test_pack.nodes._MODELS[(layout, 0)][1], ["a red dog (big) sitting on a mat"])
     assert not torch.equal(ours[0][0][1:2], unweighted[0][0])  # the weight did change the encoding
     assert result["ok"]
+
+
+def test_a_word_key_applies_only_to_the_edited_prompts_that_contain_it(comfy):
+    """'dog: 0' with targets 'dog' and 'rug': the dog row takes the key, the rug row keeps the default window."""
+    both, _ = sample(comfy, p2p_workflow(targets="a dog sitting on a mat\na cat sitting on a rug",
+                                         word_schedule="dog: 0"))
+    dog_keyed, _ = sample(comfy, p2p_workflow(word_schedule="dog: 0"))
+    dog_plain, _ = sample(comfy, p2p_workflow())
+    rug_plain, _ = sample(comfy, p2p_workflow(targets="a cat sitting on a rug"))
+    assert both.shape[0] == 3
+    effect = (dog_keyed[1] - dog_plain[1]).abs().max()
+    assert effect > 0.05, "the key had no effect"
+    # rows of different batch sizes agree to float rounding (~1e-4 here; random-weight latents reach ~300)
+    assert (both[1] - dog_keyed[1]).abs().max() < 1e-3
+    assert (both[2] - rug_plain[1]).abs().max() < 1e-3

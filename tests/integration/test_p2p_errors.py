@@ -16,7 +16,6 @@ def error_of(comfy, prompt):
     ({"reweight": "horse: 2"}, "reweight", ["'horse'", "cat"]),
     ({"blend_words": "horse | dog"}, "blend_words", ["horse", "sitting"]),
     ({"word_schedule": "cat: 0.7-0.2"}, "word_schedule", ["0.7-0.2"]),
-    ({"targets": "a (dog:1.3) sitting on a mat"}, "target_prompts", ["reweight"]),
     ({"source": "embedding:foo cat sitting on a mat"}, "source_prompt", ["embedding"]),
     ({"targets": " ".join(["cat"] * 80)}, "target_prompts", ["77"]),
     ({"targets": "\n\n"}, "target_prompts", ["one edited prompt per line"]),

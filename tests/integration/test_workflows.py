@@ -35,6 +35,31 @@ def test_ui_workflows_are_well_formed(comfy):
             assert n["type"] in comfy.nodes.NODE_CLASS_MAPPINGS
 
 
+def test_every_seed_control_is_fixed_so_a_shared_workflow_repeats(comfy):
+    """ComfyUI's frontend gives an INT input a "control after generate" widget when its option says so or, with
+    the option absent, when it is named seed or noise_seed; a file that leaves the value unset gets "randomize"
+    and the seed drifts after the first run. Every such widget must be written "fixed", in its place."""
+    from scripts.workflows import _input_defs
+
+    seeds = 0
+    for name in SPECS:
+        ui = json.loads((REPO / "workflows" / f"{name}.json").read_text())
+        for node in ui["nodes"]:
+            values, k = node["widgets_values"], 0
+            for input_name, kind, opts in _input_defs(comfy.nodes.NODE_CLASS_MAPPINGS[node["type"]]):
+                if kind not in ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"):
+                    continue
+                k += 1
+                control = opts.get("control_after_generate")
+                if kind == "INT" and (control if control is not None else input_name in ("seed", "noise_seed")):
+                    assert values[k] == "fixed", f"{name}: {node['type']}.{input_name} control is {values[k]!r}"
+                    k += 1
+                    seeds += 1
+                k += bool(opts.get("image_upload"))
+            assert k == len(values), f"{name}: {node['type']} has {len(values)} widget values, the frontend reads {k}"
+    assert seeds >= len(SPECS)  # every workflow samples with at least one seed
+
+
 @pytest.mark.parametrize("name", sorted(SPECS))
 @pytest.mark.parametrize("layout", ["sd15", "sdxl"])
 def test_api_workflow_runs(comfy, name, layout):

@@ -75,3 +75,16 @@ def test_folder_without_weights(tiny_blip, tmp_path):
         check_model_dir(partial)
     assert str(partial) in str(err.value)
     check_model_dir(tiny_blip)  # the complete folder passes
+
+
+def test_a_damaged_folder_names_the_folder_and_the_fix(tiny_blip, tmp_path):
+    """Every file present, the weights truncated: not transformers' raw error, but the folder and what to do."""
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    for name in os.listdir(tiny_blip):
+        data = open(os.path.join(tiny_blip, name), "rb").read()
+        (damaged / name).write_bytes(data[:100] if name == "model.safetensors" else data)
+    with pytest.raises(BlipModelMissing) as err:
+        caption_images(str(damaged), images(1))
+    msg = str(err.value)
+    assert str(damaged) in msg and "could not be loaded" in msg and "Salesforce/blip-image-captioning-base" in msg

@@ -3,7 +3,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from directions.direction import (FORMAT, DirectionFileError, DirectionMismatch, EditDirection,
+from directions.direction import (FORMAT, DirectionFileError, DirectionMismatch, DirectionNotFinite, EditDirection,
                                   apply_direction, compute_direction, load_direction, mean_embedding,
                                   save_direction)
 from directions.templates import TEMPLATES, expand_concept, fill, indefinite_article, parse_sentences
@@ -172,3 +172,18 @@ def test_load_refuses_foreign_files(tmp_path):
         load_direction(newer)
     with pytest.raises(FileNotFoundError):
         load_direction(tmp_path / "absent.safetensors")
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_directions_are_refused_when_loaded_and_when_applied(tmp_path, bad):
+    for part in ("embeddings", "pooled"):
+        d = make_direction()
+        getattr(d, part)[1] = bad
+        with pytest.raises(DirectionNotFinite, match="NaN or Inf") as err:
+            apply_direction(torch.zeros(1, 77, D), torch.zeros(1, 3), d, 1.0)
+        assert "AttnEdit_EditDirection" in str(err.value)
+        path = tmp_path / f"{part}.safetensors"
+        save_direction(path, d)
+        with pytest.raises(DirectionFileError, match="NaN or Inf") as err:
+            load_direction(path)
+        assert str(path) in str(err.value)

@@ -1,8 +1,12 @@
 """The V-side edit operations equal the official explicit-map formulas (P2P-nb cell 7)."""
 import torch
 
+from fractions import Fraction
+
+import numpy as np
+
 from attention.edits import (EditRow, attention_probabilities, cross_coefficients, inject_self_attention,
-                             mix_cross_attention, self_window_active, window_active)
+                             mix_cross_attention, schedule_step, self_window_active, window_active, window_bounds)
 
 HEADS = 2
 
@@ -117,3 +121,39 @@ def test_official_window_rounding():
     assert window_active(torch.tensor([0.0]), torch.tensor([0.8]), 40, 50).item() == 0
     assert self_window_active(0.0, 0.4, 19, 50) and not self_window_active(0.0, 0.4, 20, 50)
     assert not self_window_active(0.0, 0.0, 0, 50)
+
+
+# Every two-decimal fraction a FLOAT widget with step 0.01 gives, and a few longer typed values.
+SWEEP_FRACTIONS = [f"{i / 100:.2f}" for i in range(101)] + ["0.125", "0.333", "0.6667", "0.05", "0.999"]
+SWEEP_STEPS = list(range(1, 151)) + [199, 250, 500, 999, 1000]
+
+
+def test_window_bounds_are_exact_on_the_typed_decimals():
+    """int(f*(T+1)) for cross-attention, int(f*T) for self-attention, against exact rational arithmetic;
+    the windows hold float64 (what build_plan stores) or float32 (what a caller may pass)."""
+    typed = [float(f) for f in SWEEP_FRACTIONS]
+    for dtype in (torch.float64, torch.float32):
+        fractions = torch.tensor(typed, dtype=dtype)
+        for steps in SWEEP_STEPS:
+            lo, hi = window_bounds(torch.zeros_like(fractions), fractions, steps)
+            want = [int(Fraction(f) * (steps + 1)) for f in SWEEP_FRACTIONS]
+            assert hi.tolist() == want, (dtype, steps)
+            assert lo.tolist() == [0] * len(typed)
+    for f, value in zip(SWEEP_FRACTIONS, typed):
+        for steps in SWEEP_STEPS:
+            assert schedule_step(value, steps) == int(Fraction(f) * steps), (f, steps)
+            assert schedule_step(np.float32(value), steps) == int(Fraction(f) * steps), (f, steps)
+
+
+def test_windows_the_float_nudge_got_wrong():
+    """float32 * (T+1) + 1e-6 ended these windows a step early; exact arithmetic does not."""
+    # 0.53 at 99 steps: int(0.53 * 100) = 53 (steps 0..52 active); 0.84 at 74 steps: int(0.84 * 75) = 63
+    for f, steps, end in ((0.53, 99, 53), (0.84, 74, 63)):
+        for dtype in (torch.float64, torch.float32):
+            window = torch.tensor([f], dtype=dtype)
+            assert window_active(torch.zeros(1, dtype=dtype), window, end - 1, steps).item() == 1
+            assert window_active(torch.zeros(1, dtype=dtype), window, end, steps).item() == 0
+    # self-attention and the local-blend start use int(f*T) on the same typed decimals
+    assert self_window_active(0.0, 0.29, 28, 100) and not self_window_active(0.0, 0.29, 29, 100)
+    assert self_window_active(0.57, 1.0, 57, 100) and not self_window_active(0.57, 1.0, 56, 100)
+    assert schedule_step(0.29, 100) == 29 and schedule_step(0.57, 100) == 57

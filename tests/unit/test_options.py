@@ -58,3 +58,11 @@ def test_blend_words_errors(text):
 def test_prompt_lines():
     assert parse_prompt_lines("  a cat \n\n a dog\r\n   \n") == ["a cat", "a dog"]
     assert parse_prompt_lines("") == []
+
+
+def test_word_values_beyond_the_finite_range_are_refused():
+    assert parse_word_values("big: 100, small: -100") == [("big", 100.0), ("small", -100.0)]
+    for text in ("big: 1e30", "big: 1e6", "small: -101"):
+        with pytest.raises(ValueError, match="beyond ±100") as err:
+            parse_word_values(text)
+        assert text.split(":")[0] in str(err.value) and "-2..2" in str(err.value)

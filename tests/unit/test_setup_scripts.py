@@ -1,0 +1,89 @@
+"""Set-up on a machine without ComfyUI: the scripts say exactly what to run, offer the fix only where a person
+or ATTN_EDIT_GET_COMFYUI=1 asks for it, and get_comfyui.sh clones the tested release."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def bash(command, tmp_path, **env):
+    full = {"PATH": os.environ["PATH"], "HOME": str(tmp_path / "home"), **env}
+    return subprocess.run(["bash", "-c", command], cwd=REPO, env=full, capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, timeout=300)
+
+
+def test_demo_without_comfyui_stops_and_says_what_to_run(tmp_path):
+    """No terminal (CI): no question, no clone; exit 2 with the exact commands. Stops before any venv work."""
+    missing = tmp_path / "nowhere"
+    run = bash("bash scripts/demo.sh", tmp_path, COMFYUI_PATH=str(missing), CI="1")
+    assert run.returncode == 2, run.stderr
+    for text in (f"No ComfyUI at {missing}", "bash scripts/get_comfyui.sh", "v0.8.0",
+                 "git clone --depth 1 --branch v0.8.0", "COMFYUI_PATH=/path/to/ComfyUI bash scripts/demo.sh"):
+        assert text in run.stderr, run.stderr
+    assert not missing.exists() and "[y/N]" not in run.stderr + run.stdout
+
+
+def test_the_offer_is_made_only_when_asked_or_at_a_terminal(tmp_path):
+    script = "source scripts/comfyui.sh; comfyui_offer && echo found || echo missing"
+    run = bash(script, tmp_path, COMFYUI_PATH=str(tmp_path / "nowhere"))  # no terminal, not asked
+    assert run.stdout.strip() == "missing" and "[y/N]" not in run.stderr
+    fake = tmp_path / "comfy" / "comfy"
+    fake.mkdir(parents=True)
+    (fake / "model_patcher.py").write_text("")
+    run = bash(script, tmp_path, COMFYUI_PATH=str(tmp_path / "comfy"))
+    assert run.stdout.strip() == "found"
+
+
+def test_comfyui_requirements_leave_the_pinned_torch_alone(tmp_path):
+    req = tmp_path / "requirements.txt"
+    req.write_text("comfyui-frontend-package==1.35.9\ntorch\ntorchsde\ntorchvision\ntorchaudio>=2.0\n"
+                   "numpy>=1.25.0\n  torch  \n#non essential dependencies:\nkornia>=0.7.1\n")
+    run = bash(f"source scripts/comfyui.sh; comfyui_requirements {req}", tmp_path)
+    assert run.stdout.split("\n")[:-1] == ["comfyui-frontend-package==1.35.9", "torchsde", "numpy>=1.25.0",
+                                           "#non essential dependencies:", "kornia>=0.7.1"]
+
+
+def _release_repo(tmp_path) -> Path:
+    """A stand-in for ComfyUI's repository: a tagged v0.8.0 with model_patcher.py and a requirements file whose
+    only non-torch requirement is already installed (so pip needs no network)."""
+    src = tmp_path / "upstream"
+    (src / "comfy").mkdir(parents=True)
+    (src / "comfy" / "model_patcher.py").write_text("# stand-in\n")
+    (src / "requirements.txt").write_text("torch\ntorchaudio\npytest\n")
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "release"],
+                ["git", "tag", "v0.8.0"], ["git", "commit", "-q", "--allow-empty", "-m", "after the release"]):
+        subprocess.run(cmd, cwd=src, env=env, check=True)
+    return src
+
+
+def test_get_comfyui_clones_the_tested_release_and_installs_its_requirements(tmp_path):
+    venv = Path(sys.prefix)
+    if not (venv / ".attn-edit-requirements.sha").is_file():
+        pytest.skip("not running inside the pack's virtual environment (scripts/env.sh)")
+    src, dest = _release_repo(tmp_path), tmp_path / "ComfyUI"
+    env = dict(COMFYUI_PATH=str(dest), COMFYUI_REPO_URL=f"file://{src}", ATTN_EDIT_VENV=str(venv))
+    run = bash("bash scripts/get_comfyui.sh", tmp_path, **env)
+    assert run.returncode == 0, run.stderr
+    assert (dest / "comfy" / "model_patcher.py").is_file()
+    head = subprocess.run(["git", "describe", "--tags"], cwd=dest, capture_output=True, text=True).stdout.strip()
+    assert head == "v0.8.0"  # the release, not the newer commit
+    # and the demo now finds it without asking
+    run = bash("source scripts/comfyui.sh; comfyui_offer && echo found", tmp_path, **env)
+    assert run.stdout.strip() == "found"
+    # re-running keeps the checkout
+    assert bash("bash scripts/get_comfyui.sh", tmp_path, **env).returncode == 0
+
+
+def test_get_comfyui_without_network_says_what_to_run(tmp_path):
+    dest = tmp_path / "ComfyUI"
+    run = bash("bash scripts/get_comfyui.sh", tmp_path, COMFYUI_PATH=str(dest),
+               COMFYUI_REPO_URL=f"file://{tmp_path / 'unreachable'}")
+    assert run.returncode == 3, run.stderr
+    assert "Cannot reach" in run.stderr and "git clone --depth 1 --branch v0.8.0" in run.stderr
+    assert not dest.exists()
