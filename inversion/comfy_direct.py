@@ -124,8 +124,9 @@ def _sampler_sample_wrapper(executor, guider, sigmas, extra_args, callback, nois
             "node's SIGMAS output to SamplerCustom, or give KSamplerAdvanced the same steps and scheduler with "
             "denoise 1 (start and end at the schedule's ends).")
     if denoise_mask is not None:
-        raise DirectInversionError("latent_image", "the latent carries a noise mask; the masked-out area would not "
-                                                   "follow the recorded trajectory. Remove the mask (SetLatentNoiseMask).")
+        raise DirectInversionError("latent_image", "the latent carries a noise mask; the masked-out area would "
+                                                   "not follow the recorded trajectory. Remove the mask "
+                                                   "(SetLatentNoiseMask).")
     if latent_image is None or latent_image.shape[-2:] != plan.latents.shape[-2:] \
             or latent_image.shape[1] != plan.latents.shape[1]:
         shape = None if latent_image is None else tuple(latent_image.shape)

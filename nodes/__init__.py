@@ -9,4 +9,5 @@ class AttentionEditExtension(ComfyExtension):
         from . import attention_maps, demo_model, direct_inversion, inversion, p2p, pix2pix_zero
 
         register_model_folders()
-        return [*p2p.NODES, *attention_maps.NODES, *inversion.NODES, *direct_inversion.NODES, *pix2pix_zero.NODES, *demo_model.NODES]
+        return [*p2p.NODES, *attention_maps.NODES, *inversion.NODES, *direct_inversion.NODES, *pix2pix_zero.NODES,
+                *demo_model.NODES]

@@ -169,3 +169,12 @@ def test_a_model_that_already_carries_p2p_is_refused(comfy):
     model, x_T, sigmas = direct(g, model=("40", 0))
     message = refusal(comfy, custom(g, model, ["3", 0], x_T, sigmas))
     assert message.startswith("AttnEdit_DirectInversion: input 'model'") and "after this node" in message, message
+
+
+def test_a_noise_mask_is_refused(comfy):
+    g = graph()
+    model, x_T, sigmas = direct(g)
+    g["33"] = {"class_type": "SolidMask", "inputs": {"value": 1.0, "width": 64, "height": 64}}
+    g["34"] = {"class_type": "SetLatentNoiseMask", "inputs": {"samples": x_T, "mask": ["33", 0]}}
+    message = refusal(comfy, custom(g, model, ["3", 0], ["34", 0], sigmas))
+    assert "input 'latent_image'" in message and "noise mask" in message, message
