@@ -2,6 +2,8 @@
 
 - regularized DDIM inversion / plain DDIM inversion (target <= 1.2)
 - null-text inversion / plain DDIM inversion (reported; the official costs up to ~10 UNet fwd+bwd per step)
+- Direct Inversion / plain DDIM inversion, and Direct Inversion + P2P edit / plain DDIM inversion + P2P edit
+  (target <= 1.3)
 - cross-attention guided sampler / plain sampling of the same steps (target <= 3.5) and its stored-map memory
 - reconstruction error of plain DDIM (cfg 1, cfg 7.5), negative-prompt inversion and null-text (cfg 7.5):
   latent MSE and decoded PSNR
@@ -87,10 +89,32 @@ def run(comfy, layout: str, size: int, steps: int, with_null_text: bool, with_qu
             (nti_model, nti_T, _), t_nti = _timed(lambda: inv.NullTextInversion.execute(
                 model, latent, caption, empty, steps, 7.5, 10, 1e-5).result)
             rows.append(("null-text inversion (10 inner) / plain DDIM inversion", t_plain, t_nti, t_nti / t_plain))
+        direct = comfy.pack("nodes.direct_inversion").DirectInversion
+        (di_model, di_T, _), t_di = _timed(lambda: direct.execute(model, latent, caption, steps, 1.0).result)
+        rows.append(("Direct Inversion / plain DDIM inversion", t_plain, t_di, t_di / t_plain))
 
-        def sample_back(m, x_T, cfg, negative):
-            return nodes.common_ksampler(m, 0, steps, cfg, "euler", "ddim_uniform", caption, negative, x_T,
+        def sample_back(m, x_T, cfg, negative, positive=caption):
+            return nodes.common_ksampler(m, 0, steps, cfg, "euler", "ddim_uniform", positive, negative, x_T,
                                          disable_noise=True)[0]["samples"]
+
+        p2p_replace = comfy.pack("nodes.p2p").P2PReplace
+
+        def p2p_edit(m, x_T):
+            patched, positive, batch = p2p_replace.execute(m, clip, x_T, "a photo of a cat sitting on a mat",
+                                                           "a photo of a dog sitting on a mat", 0.8, 0.4).result
+            return sample_back(patched, batch, 7.5, empty, positive)
+
+        p2p_edit(model, plain_T)  # warm-up of the batch-2 path
+        t_edit_plain = min(_timed(lambda: p2p_edit(model, plain_T))[1] for _ in range(2))
+        t_edit_di = min(_timed(lambda: p2p_edit(di_model, di_T))[1] for _ in range(2))
+        rows.append(("  P2P edit (cfg 7.5) on the Direct Inversion MODEL / on the plain model", t_edit_plain,
+                     t_edit_di, t_edit_di / t_edit_plain))
+        rows.append(("Direct Inversion + P2P edit / plain DDIM inversion + P2P edit", t_plain + t_edit_plain,
+                     t_di + t_edit_di, (t_di + t_edit_di) / (t_plain + t_edit_plain)))
+        if with_null_text:
+            t_edit_nti = min(_timed(lambda: p2p_edit(nti_model, nti_T))[1] for _ in range(2))
+            rows.append(("null-text inversion + P2P edit / plain DDIM inversion + P2P edit", t_plain + t_edit_plain,
+                         t_nti + t_edit_nti, (t_nti + t_edit_nti) / (t_plain + t_edit_plain)))
 
         guided = comfy.pack("attention.comfy_guided_sampler").guided_sample
         (_, t_sample), mb_sample = _peak_rss_mb(lambda: _timed(lambda: sample_back(model, plain_T, 5.0, caption)))
@@ -108,6 +132,7 @@ def run(comfy, layout: str, size: int, steps: int, with_null_text: bool, with_qu
                      ("negative-prompt inversion, cfg 7.5", model, plain_T, 7.5, caption)]
             if with_null_text:
                 cases.append(("null-text inversion, cfg 7.5", nti_model, nti_T, 7.5, empty))
+            cases.append(("Direct Inversion, cfg 7.5", di_model, di_T, 7.5, empty))
             for name, m, x_T, cfg, negative in cases:
                 rec = sample_back(m, x_T, cfg, negative)
                 quality.append((name, float(((rec - x0) ** 2).mean()), _psnr(vae, rec, x0)))

@@ -96,6 +96,14 @@ SPECS = {
             "cfg": 7.5, "inner_steps": 10, "early_stop": 1e-5, "scheduler": "ddim_uniform"}},
         p2p_model=["23", 0], sampler_model=["2", 0], sigmas=["23", 2], x_T=["23", 1], cfg=7.5, negative=["4", 0],
         title="real_null_text"),
+    # Direct Inversion (Ju et al., PnP Inversion): plain DDIM inversion that records its trajectory; the returned MODEL
+    # keeps the source row exactly on it, so the sampling cfg is free. Sample with euler/ddim, add_noise off.
+    "real_p2p_direct_inversion": _real_image(
+        {"class_type": "AttnEdit_DirectInversion", "inputs": {
+            "model": ["1", 0], "latent": ["21", 0], "positive": ["22", 0], "steps": 50, "cfg": 1.0,
+            "scheduler": "ddim_uniform"}},
+        p2p_model=["23", 0], sampler_model=["2", 0], sigmas=["23", 2], x_T=["23", 1], cfg=7.5, negative=["4", 0],
+        title="real_direct_inversion"),
     # Negative-prompt inversion (Miyake et al.): plain DDIM inversion, then the caption as the negative prompt.
     "real_p2p_negative_prompt": _real_image(
         _regularized_inversion(0.0, 0.0), p2p_model=["1", 0], sampler_model=["2", 0], sigmas=["23", 1],
@@ -213,6 +221,12 @@ DEMO_SPECS = {
             "model": ["1", 0], "latent": ["21", 0], "positive": ["22", 0], "negative": ["4", 0],
             "steps": DEMO_STEPS, "cfg": DEMO_CFG, "inner_steps": 30, "early_stop": 1e-5, "scheduler": "ddim_uniform"}},
         "a large green square on a white background", "real_null_text"),
+    "demo_real_direct_inversion": _demo_real(
+        "a large orange square on a black background",
+        {"class_type": "AttnEdit_DirectInversion", "inputs": {
+            "model": ["1", 0], "latent": ["21", 0], "positive": ["22", 0], "steps": DEMO_STEPS, "cfg": 1.0,
+            "scheduler": "ddim_uniform"}},
+        "a large orange circle on a black background", "real_direct_inversion"),
     "demo_pix2pix_zero": {
         "1": {"class_type": "AttnEdit_DemoModelLoader", "inputs": {}},
         "20": {"class_type": "AttnEdit_DemoSceneImage", "inputs": {

@@ -115,3 +115,22 @@ def test_local_blend_at_latent_2_keeps_the_other_object(comfy):
     assert lb["blend"]["mask"] <= 0.9 and lb["blend_auto"]["mask"] >= lb["blend"]["mask"], lb
     assert lb["blend"]["other"] <= 0.75 * lb["p2p"]["other"], lb
     assert lb["blend"]["background"] <= lb["p2p"]["background"], lb
+
+
+def test_direct_inversion_reconstructs_a_drawn_scene_at_the_vae_ceiling(comfy):
+    # measured (2 drawn scenes): VAE only 27.79, DDIM cfg 7.5 17.01, Direct Inversion 27.79 dB (row 0 is the VAE
+    # encoding up to float error, so the VAE round trip is all that is lost)
+    psnr = Q.inversion(comfy, 2, methods=("vae", "ddim_cfg7.5", "direct_inversion"))
+    assert psnr["direct_inversion"] >= psnr["vae"] - 0.05, psnr
+    assert psnr["direct_inversion"] >= psnr["ddim_cfg7.5"] + 4.0, psnr
+
+
+def test_p2p_on_direct_inversion_keeps_the_drawn_structure_better_than_naive_regeneration(comfy):
+    # measured (4 drawn scenes, colour word swapped): success 50 vs 25 %, centre shift 0.043 vs 0.140, silhouette
+    # IoU 0.58 vs 0.18 (shape swaps, 4 scenes: shift 0.067 vs 0.086, IoU 0.51 vs 0.47: the naive re-generation
+    # from the inverted x_T already keeps a drawn shape's place fairly well, so colour swaps carry the floor)
+    rows = Q.real_p2p_swap(comfy, 4, "colour", methods=("direct_inversion", "naive"))
+    di, naive = rows["direct_inversion"], rows["naive"]
+    assert di.mean("success") >= 0.25, Q._row(di)
+    assert di.mean("shift") <= 0.6 * naive.mean("shift"), (Q._row(di), Q._row(naive))
+    assert di.mean("silhouette_iou") >= naive.mean("silhouette_iou") + 0.1, (Q._row(di), Q._row(naive))
