@@ -93,7 +93,8 @@ def mix_joint_attention(q, k, v, text: slice, attend, chunk_starts: list[int], m
         edited_out[sel] += attend(q_own[sel], k[rows[sel]], v_own)
 
     # everything else attends as the model would: other rows whole, edited rows' text queries
-    plain_rows = torch.tensor([r for r in range(q.shape[0]) if r not in set(rows.tolist())], dtype=torch.long)
+    edited_rows = {start + 1 + e for start, e in edited}
+    plain_rows = torch.tensor([r for r in range(q.shape[0]) if r not in edited_rows], dtype=torch.long)
     text_out = attend(q[rows][:, :, text], k[rows], v[rows])
     out = torch.empty(q.shape[0], q.shape[2], edited_out.shape[-1], dtype=edited_out.dtype, device=edited_out.device)
     if len(plain_rows):

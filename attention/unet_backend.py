@@ -90,26 +90,27 @@ def _with_inner_patch(name: str, extra_options: dict) -> dict:
     return {**extra_options, INNER_PATCH_KEY: inner}
 
 
-def _attn1_replace(q, k, v, extra_options):
-    extra_options = _with_inner_patch("attn1", extra_options)
+def _routed(name: str, q, k, v, extra_options):
+    """One attn1 ("self") or attn2 ("cross") call: counted, then handed to the run's editor."""
+    extra_options = _with_inner_patch(name, extra_options)
     editor, run = extra_options.get(EDITOR_KEY), extra_options.get(RUN_KEY)
     heads = extra_options["n_heads"]
     if editor is None or run is None or run.step is None:
         return plain_attention(q, k, v, heads, extra_options)
-    run.calls["attn1"] += 1
-    return editor.self_attention(q, k, v, heads, extra_options, run)
-
-
-def _attn2_replace(q, k, v, extra_options):
-    extra_options = _with_inner_patch("attn2", extra_options)
-    editor, run = extra_options.get(EDITOR_KEY), extra_options.get(RUN_KEY)
-    heads = extra_options["n_heads"]
-    if editor is None or run is None or run.step is None:
-        return plain_attention(q, k, v, heads, extra_options)
-    run.calls["attn2"] += 1
+    run.calls[name] += 1
+    if name == "attn1":
+        return editor.self_attention(q, k, v, heads, extra_options, run)
     block = extra_options["block"]
     run.layers_seen.add((block[0], block[1], extra_options.get("block_index", 0)))
     return editor.cross_attention(q, k, v, heads, extra_options, run)
+
+
+def _attn1_replace(q, k, v, extra_options):
+    return _routed("attn1", q, k, v, extra_options)
+
+
+def _attn2_replace(q, k, v, extra_options):
+    return _routed("attn2", q, k, v, extra_options)
 
 
 def _diffusion_model_wrapper(executor, x, *args, **kwargs):
