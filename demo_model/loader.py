@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 WEIGHTS = Path(__file__).resolve().parent / "attn_edit_demo.safetensors"
+DIT_WEIGHTS = Path(__file__).resolve().parent / "attn_edit_demo_dit.safetensors"
 
 _CACHE: dict = {}
 
@@ -37,13 +38,67 @@ def _split(sd: dict, prefix: str) -> dict:
     return {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
 
 
-def load(path: Path = WEIGHTS):
-    """(MODEL patcher, CLIP, VAE) built from ComfyUI's classes; cached per file modification time."""
-    key = (str(path), path.stat().st_mtime if path.is_file() else None)
-    if key in _CACHE:
-        return _CACHE[key]
+def _cached(path: Path, build):
+    """(MODEL patcher, CLIP, VAE) per file, rebuilt when the file changes."""
+    key = str(path)
+    stamp = path.stat().st_mtime if path.is_file() else None
+    if key not in _CACHE or _CACHE[key][0] != stamp:
+        _CACHE[key] = (stamp, build(path))
+    return _CACHE[key][1]
+
+
+def _patcher(base):
     import comfy.model_management as mm
     import comfy.model_patcher
+
+    return comfy.model_patcher.ModelPatcher(base, load_device=mm.get_torch_device(),
+                                            offload_device=mm.unet_offload_device())
+
+
+def _load_strict(module, sd: dict, prefix: str, path: Path, what: str) -> None:
+    missing, unexpected = module.load_state_dict(_split(sd, prefix), strict=False)
+    if unexpected or [k for k in missing if "position_ids" not in k]:
+        raise DemoModelError(f"{path}: {what} keys do not match (missing {missing[:3]}, unexpected {unexpected[:3]}).")
+
+
+def _inference_config(config):
+    import comfy.model_management as mm
+
+    load_device = mm.get_torch_device()
+    dtype = mm.unet_dtype(model_params=0, supported_dtypes=config.supported_inference_dtypes)
+    config.set_inference_dtype(dtype, mm.unet_manual_cast(dtype, load_device, config.supported_inference_dtypes))
+    return config
+
+
+def load(path: Path = WEIGHTS):
+    """The UNet demo model: (MODEL patcher, CLIP, VAE) built from ComfyUI's classes."""
+    return _cached(path, _build_unet)
+
+
+def load_dit(path: Path = DIT_WEIGHTS):
+    """The demo DiT (Flux architecture): (MODEL patcher, CLIP, VAE) built from ComfyUI's classes."""
+    return _cached(path, _build_dit)
+
+
+def _build_dit(path: Path):
+    import comfy.sd
+
+    from . import dit_architecture as arch
+
+    sd, meta = read(path)
+    spec = meta["architecture"]
+    if spec.get("family") != "flux":
+        raise DemoModelError(f"{path} is not the demo DiT (its architecture metadata names no 'flux' family).")
+    base = _inference_config(arch.flux_config(spec["dit"])).get_model({}, "")
+    base.load_model_weights(sd, arch.DIT_PREFIX)
+    clip = arch.flux_clip(spec["clip_l"], spec["t5"], spec["t5_min_length"])
+    _load_strict(clip.cond_stage_model.clip_l.transformer, sd, arch.CLIP_L_PREFIX, path, "CLIP-L")
+    _load_strict(clip.cond_stage_model.t5xxl.transformer, sd, arch.T5_PREFIX, path, "T5")
+    vae = comfy.sd.VAE(sd=_split(sd, arch.VAE_PREFIX), config={"params": spec["vae"]})
+    return _patcher(base), clip, vae
+
+
+def _build_unet(path: Path):
     import comfy.sd
     import comfy.sd1_clip
     import comfy.supported_models
@@ -53,25 +108,13 @@ def load(path: Path = WEIGHTS):
 
     sd, meta = read(path)
     spec = meta["architecture"]
-
-    config = comfy.supported_models.SD15(dict(spec["unet"]))
-    load_device = mm.get_torch_device()
-    unet_dtype = mm.unet_dtype(model_params=0, supported_dtypes=config.supported_inference_dtypes)
-    config.set_inference_dtype(unet_dtype, mm.unet_manual_cast(unet_dtype, load_device,
-                                                              config.supported_inference_dtypes))
-    base = config.get_model({}, "")
+    if "unet" not in spec:
+        raise DemoModelError(f"{path} is not the UNet demo model (its architecture metadata has no 'unet').")
+    base = _inference_config(comfy.supported_models.SD15(dict(spec["unet"]))).get_model({}, "")
     base.load_model_weights(sd, arch.UNET_PREFIX)
-    model = comfy.model_patcher.ModelPatcher(base, load_device=load_device, offload_device=mm.unet_offload_device())
 
     target = comfy.supported_models_base.ClipTarget(comfy.sd1_clip.SD1Tokenizer, comfy.sd1_clip.SD1ClipModel)
     clip = comfy.sd.CLIP(target, model_options={"clip_l_model_config": spec["clip"]})
-    missing, unexpected = clip.cond_stage_model.clip_l.transformer.load_state_dict(
-        _split(sd, arch.CLIP_PREFIX), strict=False)
-    if unexpected or [k for k in missing if "position_ids" not in k]:
-        raise DemoModelError(f"{path}: text encoder keys do not match (missing {missing[:3]}, "
-                             f"unexpected {unexpected[:3]}).")
-
+    _load_strict(clip.cond_stage_model.clip_l.transformer, sd, arch.CLIP_PREFIX, path, "text encoder")
     vae = comfy.sd.VAE(sd=_split(sd, arch.VAE_PREFIX), config={"params": spec["vae"]})
-    _CACHE.clear()
-    _CACHE[key] = (model, clip, vae)
-    return _CACHE[key]
+    return _patcher(base), clip, vae

@@ -15,20 +15,28 @@ class DemoModelLoader(io.ComfyNode):
             node_id="AttnEdit_DemoModelLoader",
             display_name="Attention Edit Demo Model",
             category=CATEGORY,
-            description="The pack's own small SD1.x-architecture model (15 MB, 128 px), trained on a world of "
-                        "flat shapes: e.g. 'a large red circle and a small blue square on a gray background'. "
-                        "Shapes: circle square triangle diamond cross; colours: red orange yellow green blue "
-                        "purple pink; sizes: small large; backgrounds: white gray black. Runs on a CPU in "
-                        "seconds. It is a test bed for the edits, not a general image model.",
-            inputs=[],
+            description="The pack's own small models (128 px), trained on a world of flat shapes: e.g. 'a large "
+                        "red circle and a small blue square on a gray background'. Shapes: circle square triangle "
+                        "diamond cross; colours: red orange yellow green blue purple pink; sizes: small large; "
+                        "backgrounds: white gray black. 'unet': SD1.x architecture (15 MB, eps-prediction); 'dit': "
+                        "Flux architecture (17 MB, rectified flow, joint attention, T5 + CLIP-L; sample it with "
+                        "real cfg and a negative, e.g. euler / simple / cfg 5). Runs on a CPU in seconds. A test "
+                        "bed for the edits, not a general image model.",
+            inputs=[io.Combo.Input("architecture", options=["unet", "dit"], default="unet", optional=True,
+                                   tooltip="unet: the SD1.x demo model; dit: the Flux-architecture demo DiT")],
             outputs=[io.Model.Output(), io.Clip.Output(), io.Vae.Output()],
         )
 
     @classmethod
-    def execute(cls):
-        from ..demo_model.loader import load
+    def execute(cls, architecture="unet"):
+        from ..demo_model.loader import DemoModelError, load, load_dit
 
-        return io.NodeOutput(*load())
+        if architecture not in ("unet", "dit"):
+            raise InputError(f"AttnEdit_DemoModelLoader: architecture must be 'unet' or 'dit', not {architecture!r}.")
+        try:
+            return io.NodeOutput(*(load() if architecture == "unet" else load_dit()))
+        except DemoModelError as e:
+            raise InputError(f"AttnEdit_DemoModelLoader ({architecture}): {e}") from None
 
 
 class DemoSceneImage(io.ComfyNode):

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Retrain the shipped demo DiT from scratch: the 16-channel VAE, T5's warm start and a first flow schedule, then
+# continuations on fresh scene pools (--init-from, a new one-cycle schedule at 0.3x the learning rate).
+# Deterministic. Every stage keeps its state under $WORK (default ~/.cache/attn-edit-train/dit) and a rerun
+# skips finished stages and resumes an interrupted one. Needs ComfyUI ($COMFYUI_PATH) for its classes and the
+# UNet demo model (its trained CLIP text encoder is the DiT's CLIP-L).
+#   bash scripts/train_demo_dit.sh [OUT]   (default demo_model/attn_edit_demo_dit.safetensors)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+OUT="${1:-demo_model/attn_edit_demo_dit.safetensors}"
+WORK="${WORK:-$HOME/.cache/attn-edit-train/dit}"
+mkdir -p "$WORK"
+train() { PYTHONPATH=. "$PY" -m demo_model.train_dit "$@"; }
+
+[ -f "$WORK/stage1.safetensors" ] || train --out "$WORK/stage1.safetensors" --vae-checkpoint "$WORK/vae.pt" \
+  --checkpoint "$WORK/stage1.pt"
+cp "$WORK/stage1.safetensors" "$OUT"
+echo "wrote $OUT"
