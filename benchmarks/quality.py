@@ -10,6 +10,7 @@ functions with fewer trials and pin floors.
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +35,34 @@ DEMO_BLEND_RESOLUTION = "latent/2"
 # Shape rows run SHAPE_SWAP_TRIALS x --trials: a shape swap's structure gain over the naive baseline varies between
 # draws of 8 (centre shift 0.045 vs 0.044 on seed 200's first 8, 0.039 vs 0.072 on its first 16).
 SHAPE_SWAP_TRIALS = 4
+
+
+@dataclass(frozen=True)
+class Setup:
+    """How a demo architecture is sampled: the UNet (eps, SD's schedule) or the DiT (rectified flow, Flux's)."""
+    architecture: str
+    latent_node: str
+    scheduler: str
+    cfg: float
+
+
+SETUPS = {"unet": Setup("unet", "EmptyLatentImage", "ddim_uniform", CFG),
+          # The DiT at cfg 5: prompt following saturates there (cfg 3 / 5 / 7.5 measured on its base rows).
+          "dit": Setup("dit", "EmptySD3LatentImage", "simple", 5.0)}
+_setup = SETUPS["unet"]
+
+
+@contextmanager
+def architecture(name: str):
+    """Run the functions below on the UNet demo model ('unet', the default) or the demo DiT ('dit')."""
+    global _setup
+    previous, _setup = _setup, SETUPS[name]
+    try:
+        yield _setup
+    finally:
+        _setup = previous
+
+
 P2P = {"cross_replace": 0.8, "self_replace": 0.4, "word_schedule": "", "reweight": "", "blend_words": "",
        "blend_threshold": 0.3, "blend_start": 0.0}
 
@@ -41,9 +70,9 @@ P2P = {"cross_replace": 0.8, "self_replace": 0.4, "word_schedule": "", "reweight
 # ---------------------------------------------------------------- graphs
 
 def _loader():
-    return {"1": {"class_type": "AttnEdit_DemoModelLoader", "inputs": {}},
+    return {"1": {"class_type": "AttnEdit_DemoModelLoader", "inputs": {"architecture": _setup.architecture}},
             "4": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": ""}},
-            "3": {"class_type": "EmptyLatentImage", "inputs": {"width": SIZE, "height": SIZE, "batch_size": 1}}}
+            "3": {"class_type": _setup.latent_node, "inputs": {"width": SIZE, "height": SIZE, "batch_size": 1}}}
 
 
 def _decode_capture(samples, name="out", node="90"):
@@ -51,10 +80,10 @@ def _decode_capture(samples, name="out", node="90"):
             str(int(node) + 1): {"class_type": "AttnEditTest_Capture", "inputs": {"name": name, "image": [node, 0]}}}
 
 
-def _ksampler(model, positive, latent, seed, cfg=CFG, negative=("4", 0)):
+def _ksampler(model, positive, latent, seed, cfg=None, negative=("4", 0)):
     return {"class_type": "KSampler", "inputs": {
-        "model": model, "seed": seed, "steps": STEPS, "cfg": cfg, "sampler_name": "euler",
-        "scheduler": "ddim_uniform", "positive": positive, "negative": list(negative), "latent_image": latent,
+        "model": model, "seed": seed, "steps": STEPS, "cfg": _setup.cfg if cfg is None else cfg,
+        "sampler_name": "euler", "scheduler": _setup.scheduler, "positive": positive, "negative": list(negative), "latent_image": latent,
         "denoise": 1.0}}
 
 
@@ -393,6 +422,50 @@ def _last_blend_mask_coverage(comfy) -> float:
     return float("nan") if mask is None else float(mask.float().mean())
 
 
+def map_localisation(comfy, trials: int, seed: int = 700) -> dict:
+    """Where a word's attention goes: the share of each object (shape) word's map mass inside that object's drawn
+    coverage, against the share of the image the object covers (what a uniform map would give). The maps are the
+    Attention Maps node's: head-, layer- and step-averaged, of the image onto the word's tokens (every T5 / CLIP
+    token of the word), at the model's token grid; the object as the analyser finds it in the generated image."""
+    import nodes as comfy_nodes
+
+    from demo_world.analyser import _coverage
+
+    maps_mod, patch, prompts = (comfy.pack(m) for m in ("attention.maps", "attention.comfy_patch",
+                                                          "nodes.clip_prompts"))
+    api = _loader()
+    api["9"] = {"class_type": "AttnEditTest_Capture", "inputs": {
+        "name": "models", "model": ["1", 0], "clip": ["1", 1], "vae": ["1", 2], "latent": ["3", 0]}}
+    comfy.run(api)
+    got = comfy.captured["models"]
+    model, clip, vae, latent = got["model"], got["clip"], got["vae"], got["latent"]
+    rng = np.random.default_rng(seed)
+    inside, chance = [], []
+    for i in range(trials):
+        scene = _scene(rng, n=1 + (i % 2))
+        plain = Scene([Obj(o.shape, o.colour, o.size) for o in scene.objects], scene.background)
+        text = caption(plain)
+        encoding = prompts.prompt_encoding(clip, text, "benchmark", "prompt")
+        recorder = maps_mod.MapRecorder("benchmark", None)
+        (out,) = comfy_nodes.common_ksampler(patch.patch_model(model, recorder), 7000 + i, STEPS, _setup.cfg,
+                                             "euler", _setup.scheduler, prompts.encode_rows(clip, [text]),
+                                             prompts.encode_rows(clip, [""]), latent)
+        maps = recorder.take_result()["maps"][0].float()  # [T, h, w]
+        found = analyse(_uint8(vae.decode(out["samples"])[0])).objects
+        words = [w.text for w in encoding.primary.words]
+        for o in found:
+            if o.shape not in words or words.count(o.shape) > 1:
+                continue
+            m = maps[encoding.word_slots(words.index(o.shape))].sum(0)
+            m = (m / m.sum()).numpy()
+            h, w = m.shape
+            cover = _coverage(o.shape, o.cx * w, o.cy * h, o.extent * w, h, w)
+            inside.append(float((m * cover).sum()))
+            chance.append(float(cover.mean()))
+    return {"n": len(inside), "inside": float(np.mean(inside)) if inside else float("nan"),
+            "chance": float(np.mean(chance)) if chance else float("nan")}
+
+
 def drawn_captions(n: int, seed: int = 600, one_object: bool = False, shape: str | None = None):
     """(caption, drawing seed) pairs for real images the training never saw (its scenes come from other
     generators); the Draw Demo Scene node places the objects."""
@@ -521,6 +594,26 @@ def _row(s: Summary) -> str:
             f"{s.mean('background_change'):.1f} |")
 
 
+def _reweight_lines(comfy, trials: int) -> list[str]:
+    lines = []
+    for attr, measure, scale in (("colour", "-RGB distance to the named colour", 1), ("size", "+-extent", 100)):
+        rw = p2p_reweight(comfy, max(trials // 2, 4), attr)
+        lines += ["", f"**Reweight** ({attr} word; factor vs {measure}): Spearman {rw['spearman']:.2f} over "
+                      f"{rw['n']} prompts; mean " +
+                      ", ".join(f"{f:g}: {c * scale:.0f}" for f, c in rw["measure"].items())]
+    return lines
+
+
+def _blend_lines(lb: dict, rows) -> list[str]:
+    lines = ["", "**Local blend** (two objects, first one's shape swapped; mean |pixel change|, 0-255):", "",
+             "| method | n | swap success | other object | background | mask covers |", "|---|---|---|---|---|---|"]
+    for k, name in rows:
+        mask = f"{lb[k]['mask']:.0%}" if "mask" in lb[k] else ""
+        lines.append(f"| {name} | {lb[k]['n']} | {lb[k]['success']:.0%} | {lb[k]['other']:.1f} | "
+                     f"{lb[k]['background']:.1f} | {mask} |")
+    return lines
+
+
 def run(trials: int = 24) -> str:
     from tests.comfy_harness import Comfy
 
@@ -540,20 +633,10 @@ def run(trials: int = 24) -> str:
     for sentences in ("templates", "world"):
         for s in pix2pix_zero_edit(comfy, max(trials // 2, 4), sentences=sentences).values():
             lines.append(_row(s))
-    for attr, measure, scale in (("colour", "-RGB distance to the named colour", 1), ("size", "+-extent", 100)):
-        rw = p2p_reweight(comfy, max(trials // 2, 4), attr)
-        lines += ["", f"**Reweight** ({attr} word; factor vs {measure}): Spearman {rw['spearman']:.2f} over "
-                      f"{rw['n']} prompts; mean " +
-                      ", ".join(f"{f:g}: {c * scale:.0f}" for f, c in rw["measure"].items())]
-    lb = local_blend(comfy, trials)
-    lines += ["", "**Local blend** (two objects, first one's shape swapped; mean |pixel change|, 0-255):", "",
-              "| method | n | swap success | other object | background | mask covers |", "|---|---|---|---|---|---|"]
-    for k, name in (("blend", f"P2P + local blend, {DEMO_BLEND_RESOLUTION} maps"),
-                    ("blend_auto", "P2P + local blend, auto (16x16) maps"), ("p2p", "P2P, no blend"),
-                    ("naive", "naive baseline")):
-        mask = f"{lb[k]['mask']:.0%}" if "mask" in lb[k] else ""
-        lines.append(f"| {name} | {lb[k]['n']} | {lb[k]['success']:.0%} | {lb[k]['other']:.1f} | "
-                     f"{lb[k]['background']:.1f} | {mask} |")
+    lines += _reweight_lines(comfy, trials)
+    lines += _blend_lines(local_blend(comfy, trials), (
+        ("blend", f"P2P + local blend, {DEMO_BLEND_RESOLUTION} maps"), ("blend_auto", "P2P + local blend, auto (16x16) maps"),
+        ("p2p", "P2P, no blend"), ("naive", "naive baseline")))
     inv = inversion(comfy, max(trials // 2, 4))
     lines += ["", "**Real-image reconstruction** (drawn scenes never seen in training; PSNR dB): " +
               ", ".join(f"{k} {v:.1f}" for k, v in inv.items())]
@@ -575,9 +658,44 @@ def run(trials: int = 24) -> str:
     return "\n".join(lines)
 
 
+def run_dit(trials: int = 24, comfy=None) -> str:
+    """The same rows on the demo DiT (Flux architecture, joint attention), plus where its maps put each word."""
+    if comfy is None:
+        from tests.comfy_harness import Comfy
+        comfy = Comfy(pytorch_attention=True)
+    with architecture("dit") as setup:
+        lines = ["## Demo DiT quality benchmark", "",
+                 f"{trials} trials per row ({trials * 2} for shape swaps), {STEPS} steps, euler / {setup.scheduler}, "
+                 f"cfg {setup.cfg}, {SIZE} px; P2P cross {P2P['cross_replace']} / self {P2P['self_replace']}.", ""]
+        base = base_model(comfy, trials * 2)
+        lines += ["**Base model** (prompt -> image, analyser): " +
+                  ", ".join(f"{k} {v:.0%}" for k, v in base.items()), "",
+                  "| edit | n | success | other attributes kept | centre shift | |log size ratio| | "
+                  "silhouette IoU | background change (0-255) |", "|---|---|---|---|---|---|---|---|"]
+        for attr, n in (("shape", trials * 2), ("colour", trials)):
+            for s in p2p_swap(comfy, n, attr):
+                lines.append(_row(s))
+        for s in p2p_refine(comfy, trials):
+            lines.append(_row(s))
+        lines += _reweight_lines(comfy, trials)
+        # one joint grid: the blend_resolution choice does not apply
+        lines += _blend_lines(local_blend(comfy, trials), (
+            ("blend", "P2P + local blend"), ("p2p", "P2P, no blend"), ("naive", "naive baseline")))
+        loc = map_localisation(comfy, trials)
+        lines += ["", f"**Attention-map localisation** (object words, {loc['n']} objects): "
+                      f"{loc['inside']:.0%} of a word's map mass inside its object, which covers {loc['chance']:.0%} "
+                      f"of the image ({loc['inside'] / loc['chance']:.1f}x chance)"]
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
     import argparse
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--trials", type=int, default=24)
-    print(run(ap.parse_args().trials))
+    ap.add_argument("--architecture", choices=["unet", "dit", "both"], default="both")
+    opts = ap.parse_args()
+    if opts.architecture in ("unet", "both"):
+        print(run(opts.trials), flush=True)
+    if opts.architecture in ("dit", "both"):
+        print(run_dit(opts.trials), flush=True)

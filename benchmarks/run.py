@@ -1,7 +1,8 @@
 """Run the benchmarks and print their tables. Usage: bash benchmarks/run.sh [--quick | --quality [--trials N]]
 
 --quick: the tiny model only (seconds). Default adds the full-width SD1.5 layout at 256x256 (minutes on a CPU).
---quality: edit quality on the shipped demo model (benchmarks/quality.py), N trials per row (default 24).
+--quality: edit quality on the shipped demo models (benchmarks/quality.py), N trials per row (default 24);
+           --architecture unet|dit|both picks the table (default both).
 """
 from __future__ import annotations
 
@@ -26,13 +27,18 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quality", action="store_true")
     parser.add_argument("--trials", type=int, default=24)
+    parser.add_argument("--architecture", choices=["unet", "dit", "both"], default="both",
+                        help="with --quality: the UNet demo model's table, the demo DiT's, or both")
     parser.add_argument("--flux-size", type=int, default=512, help="image size of the full-width Flux rows")
     parser.add_argument("--flux-only", action="store_true", help="only the full-width Flux rows")
     opts = parser.parse_args()
     if opts.quality:
         from benchmarks import quality as quality_table
 
-        print(quality_table.run(opts.trials), flush=True)
+        if opts.architecture in ("unet", "both"):
+            print(quality_table.run(opts.trials), flush=True)
+        if opts.architecture in ("dit", "both"):
+            print(quality_table.run_dit(opts.trials), flush=True)
         return
 
     from benchmarks import p2p_speed

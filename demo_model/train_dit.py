@@ -191,7 +191,7 @@ def flux_sigmas(u: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def check_training_forward(dm, text: FluxText) -> float:
-    """The NoInplace forward (transformer and T5) equals ComfyUI's plain one."""
+    """The NoInplace forward (transformer and T5) equals ComfyUI's plain one, up to float rounding."""
     g = torch.Generator().manual_seed(0)
     captions = ["a large red circle on a gray background", "", "a blue square and a small pink cross"]
     x = torch.randn(3, 16, 16, 16, generator=g)
@@ -201,9 +201,11 @@ def check_training_forward(dm, text: FluxText) -> float:
     with t5_input_hook(text):
         ctx = text.tokens(captions)
     out = dm(x.as_subclass(NoInplace), s, ctx, y)
-    err = (plain(out) - ref).abs().max().item()
-    if err > 1e-5:
-        raise RuntimeError(f"training forward differs from ComfyUI's by {err}")
+    # relative, and not exact: in float32 the attention kernel picked for a tensor subclass rounds differently
+    # (~5e-5 with trained-size weights); in float64 the two agree exactly (tests/integration/test_demo_dit_training)
+    err = ((plain(out) - ref).abs().max() / ref.abs().max()).item()
+    if err > 1e-4:
+        raise RuntimeError(f"training forward differs from ComfyUI's by {err} (relative)")
     return err
 
 

@@ -177,7 +177,7 @@ DEMO_P2P = {"cross_replace": 0.8, "self_replace": 0.4, "word_schedule": "", "rew
 
 def _demo_p2p(node, extra, title):
     api = _p2p(node, {**DEMO_P2P, **extra}, width=128, height=128, title=f"demo/{title}")
-    api["1"] = {"class_type": "AttnEdit_DemoModelLoader", "inputs": {}}
+    api["1"] = {"class_type": "AttnEdit_DemoModelLoader", "inputs": {"architecture": "unet"}}
     api["4"]["inputs"]["text"] = ""
     api["5"]["inputs"].update(seed=DEMO_SEED, steps=DEMO_STEPS, cfg=DEMO_CFG)
     return api
@@ -187,7 +187,7 @@ def _demo_real(caption, inversion, edit, title):
     """Draw a scene (never seen in training) -> VAEEncode -> <inversion> -> P2P word swap -> SamplerCustom."""
     api = _real_image(inversion, p2p_model=["23", 0], sampler_model=["2", 0], sigmas=["23", 2], x_T=["23", 1],
                       cfg=DEMO_CFG, negative=["4", 0], title=f"demo/{title}")
-    api["1"] = {"class_type": "AttnEdit_DemoModelLoader", "inputs": {}}
+    api["1"] = {"class_type": "AttnEdit_DemoModelLoader", "inputs": {"architecture": "unet"}}
     api["20"] = {"class_type": "AttnEdit_DemoSceneImage", "inputs": {"caption": caption, "seed": 3, "size": 128}}
     api["22"]["inputs"]["text"] = ["20", 1]
     api["2"]["inputs"].update(source_prompt=caption, target_prompts=edit, **{
@@ -228,7 +228,7 @@ DEMO_SPECS = {
             "scheduler": "ddim_uniform"}},
         "a large orange circle on a black background", "real_direct_inversion"),
     "demo_pix2pix_zero": {
-        "1": {"class_type": "AttnEdit_DemoModelLoader", "inputs": {}},
+        "1": {"class_type": "AttnEdit_DemoModelLoader", "inputs": {"architecture": "unet"}},
         "20": {"class_type": "AttnEdit_DemoSceneImage", "inputs": {
             "caption": "a large purple circle on a gray background", "seed": 5, "size": 128}},
         "21": {"class_type": "VAEEncode", "inputs": {"pixels": ["20", 0], "vae": ["1", 2]}},
@@ -251,6 +251,38 @@ DEMO_SPECS = {
         "10": {"class_type": "SaveImage", "inputs": {"images": ["6", 0], "filename_prefix": "demo/p2pzero_edit"}},
     },
 }
+
+# ---- The demo DiT (the loader's architecture 'dit'): Flux's architecture at 128 px, rectified flow sampled as Flux
+# is (euler / simple) but with real classifier-free guidance and an empty negative, as it was trained.
+DEMO_DIT_CFG = 5.0
+
+
+def _demo_dit(name: str) -> dict:
+    """The UNet demo workflow `name` on the demo DiT."""
+    api = json.loads(json.dumps(DEMO_SPECS[name]))
+    api["1"]["inputs"] = {"architecture": "dit"}
+    api["3"] = {"class_type": "EmptySD3LatentImage", "inputs": {"width": 128, "height": 128, "batch_size": 1}}
+    api["5"]["inputs"].update(cfg=DEMO_DIT_CFG, scheduler="simple")
+    api["2"]["inputs"].pop("blend_resolution", None)  # one joint grid: the maps' resolution is not a choice
+    api["7"]["inputs"]["filename_prefix"] = api["7"]["inputs"]["filename_prefix"].replace("demo/", "demo/dit_")
+    return api
+
+
+DEMO_DIT_SPECS = {f"demo_dit_{n[len('demo_'):]}": _demo_dit(n) for n in (
+    "demo_shape_swap", "demo_colour_swap", "demo_refine", "demo_reweight", "demo_local_blend")}
+DEMO_DIT_SPECS["demo_dit_attention_maps"] = {
+    "1": {"class_type": "AttnEdit_DemoModelLoader", "inputs": {"architecture": "dit"}},
+    "2": {"class_type": "AttnEdit_AttentionMaps", "inputs": {
+        "model": ["1", 0], "clip": ["1", 1], "latent": ["3", 0], "vae": ["1", 2],
+        "prompt": "a large red circle and a small blue square on a gray background", "negative": "",
+        "seed": DEMO_SEED, "steps": DEMO_STEPS, "cfg": DEMO_DIT_CFG, "sampler_name": "euler", "scheduler": "simple",
+        "resolution": "all", "tile_size": 128, "columns": 6}},
+    "3": {"class_type": "EmptySD3LatentImage", "inputs": {"width": 128, "height": 128, "batch_size": 1}},
+    "6": {"class_type": "VAEDecode", "inputs": {"samples": ["2", 1], "vae": ["1", 2]}},
+    "7": {"class_type": "SaveImage", "inputs": {"images": ["6", 0], "filename_prefix": "demo/dit_maps_image"}},
+    "8": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "demo/dit_maps"}},
+}
+DEMO_SPECS.update(DEMO_DIT_SPECS)
 SPECS.update(DEMO_SPECS)
 
 # ---- Transformer (joint-attention) models with ComfyUI's stock loaders.

@@ -100,6 +100,7 @@ class Capture(io.ComfyNode):
             inputs=[io.String.Input("name"), io.Latent.Input("latent", optional=True),
                     io.Image.Input("image", optional=True), io.String.Input("text", optional=True, force_input=True),
                     io.Sigmas.Input("sigmas", optional=True), io.Model.Input("model", optional=True),
+                    io.Clip.Input("clip", optional=True), io.Vae.Input("vae", optional=True),
                     io.Conditioning.Input("conditioning", optional=True),
                     io.Custom("EDIT_DIRECTION").Input("direction", optional=True)],
             outputs=[],
