@@ -20,17 +20,38 @@ log = logging.getLogger("comfyui-attention-edit")
 NULL_TEXT_KEY = "attn_edit_null_text"
 
 
+# Flow models (ComfyUI's CONST sampling: Flux, SD3, Qwen-Image) start sampling from x = s * noise + (1 - s) * latent,
+# so with add_noise off a sampler starts from (1 - s0) * LATENT, and the sampler divides its result by (1 - s_last)
+# (comfy/model_sampling.py CONST.noise_scaling / inverse_noise_scaling, ComfyUI 0.8). Their schedules start at
+# s = 1, where that start is 0 whatever the LATENT: an inversion ends just below it instead, and its LATENT is
+# x_T / (1 - FLOW_SIGMA_TOP), which the sampler's noise scaling turns back into x_T.
+FLOW_SIGMA_TOP = 0.999
+
+
+def is_flow(model) -> bool:
+    import comfy.model_sampling
+
+    return isinstance(model.get_model_object("model_sampling"), comfy.model_sampling.CONST)
+
+
 def schedule(model, steps: int, scheduler: str) -> torch.Tensor:
-    """Descending sampling sigmas ending in 0: what a sampler with add_noise off must use to come back."""
+    """Descending sampling sigmas ending in 0: what a sampler with add_noise off must use to come back
+    (for a flow model, starting at FLOW_SIGMA_TOP at most)."""
     import comfy.samplers
 
-    return comfy.samplers.calculate_sigmas(model.get_model_object("model_sampling"), scheduler, steps).cpu()
+    sigmas = comfy.samplers.calculate_sigmas(model.get_model_object("model_sampling"), scheduler, steps).cpu()
+    if is_flow(model) and sigmas[0] > FLOW_SIGMA_TOP:
+        sigmas = sigmas.clone()
+        sigmas[0] = FLOW_SIGMA_TOP
+    return sigmas
 
 
-def flipped(sigmas: torch.Tensor) -> torch.Tensor:
-    """The inversion schedule, as ComfyUI's FlipSigmas makes it (a leading 0 becomes 1e-4)."""
+def flipped(sigmas: torch.Tensor, exact_start: bool = False) -> torch.Tensor:
+    """The inversion schedule, as ComfyUI's FlipSigmas makes it (a leading 0 becomes 1e-4). exact_start keeps the
+    0 (flow models: the sampler then starts from the latent itself, not (1 - 1e-4) times it; the inversion
+    evaluates the model at 1e-4 there)."""
     out = sigmas.flip(0).clone()
-    if out[0] == 0:
+    if out[0] == 0 and not exact_start:
         out[0] = SIGMA_FLOOR
     return out
 
@@ -78,8 +99,8 @@ def ddim_invert(model, latent, positive, negative, cfg: float, sigmas: torch.Ten
                         keep_trajectory=False)
         return x_T
 
-    return run_in_sampler(model, latent, {"positive": positive, "negative": negative or []}, cfg, flipped(sigmas),
-                          body, seed=seed)
+    return run_in_sampler(model, latent, {"positive": positive, "negative": negative or []}, cfg,
+                          flipped(sigmas, is_flow(model)), body, seed=seed)
 
 
 # ---------------------------------------------------------------------------------------------

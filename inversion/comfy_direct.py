@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .comfy_adapter import _interrupt, flipped, run_in_sampler
+from .comfy_adapter import _interrupt, flipped, is_flow, run_in_sampler
 from .ddim import invert
 from .direct import euler_target_denoised, sampling_trajectory, schedule_offset, step_of
 
@@ -74,8 +74,8 @@ def direct_invert(model, latent, positive, negative, cfg: float, sigmas: torch.T
         result["trajectory"] = trajectory
         return x_T
 
-    x_T = run_in_sampler(model, latent, {"positive": positive, "negative": negative or []}, cfg, flipped(sigmas),
-                         body, seed=seed)
+    x_T = run_in_sampler(model, latent, {"positive": positive, "negative": negative or []}, cfg,
+                         flipped(sigmas, is_flow(model)), body, seed=seed)
     latents = sampling_trajectory([t[:1].float().cpu() for t in result["trajectory"]])[:, 0]
     return x_T, DirectInversionPlan(sigmas.detach().float().cpu().clone(), latents)
 
@@ -138,7 +138,11 @@ def _sampler_sample_wrapper(executor, guider, sigmas, extra_args, callback, nois
                                                 "add_noise false, KSamplerAdvanced add_noise disable); the stock "
                                                 "KSampler always adds noise and cannot be used here.")
     reference = plan.latents[offset].to(latent_image.device, latent_image.dtype)
-    drift = float((latent_image[0] - reference).abs().max())
+    # where the sampler starts row 0: the latent as the model's noise scaling places it at the first sigma
+    sampling = guider.model_patcher.get_model_object("model_sampling")
+    start = sampling.noise_scaling(sigmas[:1].to(latent_image.device), torch.zeros_like(latent_image[:1]),
+                                   latent_image[:1])[0]
+    drift = float((start - reference).abs().max())
     if drift > _row0_tolerance(reference):
         raise DirectInversionError(
             "latent_image", f"row 0 of the latent batch differs from this inversion's latent by up to {drift:.3g} "

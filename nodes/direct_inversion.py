@@ -9,23 +9,26 @@ from ..attention.comfy_patch import EDITOR_KEY
 from ..attention.p2p_plan import InputError
 from ..inversion.comfy_adapter import schedule
 from ..inversion.comfy_direct import NODE, attach_direct_inversion, carries_direct_inversion, direct_invert
-from .checks import require_latent, require_unet
+from .checks import require_editable_model, require_latent
 from .inversion import CATEGORY, _check_steps, _scheduler_input
 
 log = logging.getLogger("comfyui-attention-edit")
 
 
-def require_invertible(node: str, model) -> None:
-    """DDIM in sigma space needs the x = x0 + sigma * eps parameterisation (eps, v, EDM on a UNet); flow-matching
-    sampling (e.g. a UNet patched to a flow model_sampling) noises differently and is refused here."""
+def require_invertible(node: str, model, flow_ok: bool = False) -> None:
+    """DDIM in sigma space needs the x = x0 + sigma * eps parameterisation (eps, v, EDM on a UNet); flow models'
+    (x = (1 - s) x0 + s eps) Euler step is the same update in ComfyUI's sampler space, so where flow_ok it inverts
+    them too."""
     import comfy.model_sampling
 
     sampling = model.get_model_object("model_sampling")
-    if not isinstance(sampling, comfy.model_sampling.EPS):
+    flow = isinstance(sampling, comfy.model_sampling.CONST)
+    if not (isinstance(sampling, comfy.model_sampling.EPS) or (flow_ok and flow)):
         raise InputError(node, "model", f"its sampling is {type(sampling).__name__} (flow-matching or another "
                                         "parameterisation), which this DDIM inversion cannot invert; use an eps-, "
                                         "v- or EDM-prediction SD1.x/SD2.x/SDXL checkpoint without a flow "
-                                        "ModelSampling patch.")
+                                        "ModelSampling patch" + (", or AttnEdit_DirectInversion / AttnEdit_Flow"
+                                                                 "Inversion for a flow model." if flow else "."))
     options = model.model_options.get("transformer_options", {})
     if options.get(EDITOR_KEY) is not None:
         raise InputError(node, "model", f"this MODEL already carries an attention edit "
@@ -47,7 +50,9 @@ class DirectInversion(io.ComfyNode):
                         "every sampled batch (the source row of a P2P node placed after it) exactly on that "
                         "trajectory at every step (Ju et al. 2024), so the source reconstructs the image at any "
                         "cfg and the edited rows take their attention from an exact source. Sample with euler or "
-                        "ddim on the returned SIGMAS with add_noise off (SamplerCustom / KSamplerAdvanced).",
+                        "ddim on the returned SIGMAS with add_noise off (SamplerCustom; KSamplerAdvanced on a UNet). "
+                        "On a flow model (Flux, SD3, Qwen-Image) the inversion is the ODE's Euler step and the SIGMAS "
+                        "start just below 1, so use SamplerCustom.",
             inputs=[
                 io.Model.Input("model"),
                 io.Latent.Input("latent", tooltip="The image, VAE-encoded with this model's VAE (batch 1)."),
@@ -65,8 +70,8 @@ class DirectInversion(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, latent, positive, steps, cfg, negative=None, scheduler="ddim_uniform"):
-        require_unet(NODE, model)
-        require_invertible(NODE, model)
+        require_editable_model(NODE, model)
+        require_invertible(NODE, model, flow_ok=True)
         require_latent(NODE, model, latent, single=True)
         _check_steps(NODE, steps)
         if cfg != 1.0 and negative is None:

@@ -145,7 +145,7 @@ def test_a_batch_whose_row_0_is_not_the_source_is_refused(comfy):
 @pytest.mark.parametrize("layout, inputs, node_input, text", [
     ("sd15", {"steps": 1}, "steps", "at least 2"),
     ("sd15", {"cfg": 3.0}, "negative", "negative conditioning"),
-    ("dit", {}, "model", "not a UNet"),
+    ("dit", {}, "model", "does not support"),
 ])
 def test_bad_inputs_are_refused(comfy, layout, inputs, node_input, text):
     g = graph(layout)
