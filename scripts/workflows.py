@@ -270,6 +270,37 @@ def _demo_dit(name: str) -> dict:
 
 DEMO_DIT_SPECS = {f"demo_dit_{n[len('demo_'):]}": _demo_dit(n) for n in (
     "demo_shape_swap", "demo_colour_swap", "demo_refine", "demo_reweight", "demo_local_blend")}
+
+def _demo_dit_real(name: str) -> dict:
+    """The UNet demo's real-image workflow `name` on the demo DiT (flow schedule, its cfg)."""
+    api = json.loads(json.dumps(DEMO_SPECS[name]))
+    api["1"]["inputs"] = {"architecture": "dit"}
+    api["23"]["inputs"]["scheduler"] = "simple"
+    api["5"]["inputs"]["cfg"] = DEMO_DIT_CFG
+    for node in ("7", "8"):
+        api[node]["inputs"]["filename_prefix"] = api[node]["inputs"]["filename_prefix"].replace("demo/", "demo/dit_")
+    return api
+
+
+DEMO_DIT_SPECS["demo_dit_real_direct_inversion"] = _demo_dit_real("demo_real_direct_inversion")
+# FlowEdit on a drawn scene: no inversion; the shape word changes.
+DEMO_DIT_FLOW_EDIT = {"steps": DEMO_STEPS, "n_max": 15, "n_min": 0, "n_avg": 1, "source_cfg": 3.0, "target_cfg": 7.0}
+DEMO_DIT_SPECS["demo_dit_flow_edit"] = {
+    "1": {"class_type": "AttnEdit_DemoModelLoader", "inputs": {"architecture": "dit"}},
+    "20": {"class_type": "AttnEdit_DemoSceneImage", "inputs": {
+        "caption": "a large orange square on a black background", "seed": 3, "size": 128}},
+    "21": {"class_type": "VAEEncode", "inputs": {"pixels": ["20", 0], "vae": ["1", 2]}},
+    "22": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": ["20", 1]}},
+    "25": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1],
+                                                      "text": "a large orange circle on a black background"}},
+    "4": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": ""}},
+    "5": {"class_type": "AttnEdit_FlowEdit", "inputs": {
+        "model": ["1", 0], "latent": ["21", 0], "source": ["22", 0], "target": ["25", 0], **DEMO_DIT_FLOW_EDIT,
+        "seed": 0, "negative": ["4", 0], "scheduler": "simple"}},
+    "6": {"class_type": "VAEDecode", "inputs": {"samples": ["5", 0], "vae": ["1", 2]}},
+    "7": {"class_type": "SaveImage", "inputs": {"images": ["6", 0], "filename_prefix": "demo/dit_flow_edit"}},
+    "8": {"class_type": "SaveImage", "inputs": {"images": ["20", 0], "filename_prefix": "demo/dit_flow_edit_input"}},
+}
 DEMO_DIT_SPECS["demo_dit_attention_maps"] = {
     "1": {"class_type": "AttnEdit_DemoModelLoader", "inputs": {"architecture": "dit"}},
     "2": {"class_type": "AttnEdit_AttentionMaps", "inputs": {
@@ -353,6 +384,49 @@ def _dit_maps(family: str, title: str) -> dict:
             "8": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": f"attn_edit/{title}"}}}
 
 
+def _dit_real(family: str, edit: dict, title: str, negative: str = "") -> dict:
+    """Stock loaders -> LoadImage -> VAEEncode -> caption / edit prompts -> <edit> -> VAEDecode -> SaveImage."""
+    loaders = DIT_LOADERS[family]
+    clip = ["11", 0] if "11" in loaders else ["1", 1]
+    vae = ["12", 0] if "12" in loaders else ["1", 2]
+    api = {**json.loads(json.dumps(loaders)),
+           "20": {"class_type": "LoadImage", "inputs": {"image": "example.png"}},
+           "21": {"class_type": "VAEEncode", "inputs": {"pixels": ["20", 0], "vae": vae}},
+           "22": {"class_type": "CLIPTextEncode", "inputs": {"clip": clip, "text": "a photo of a cat"}},
+           "25": {"class_type": "CLIPTextEncode", "inputs": {"clip": clip, "text": "a photo of a dog"}},
+           "4": {"class_type": "CLIPTextEncode", "inputs": {"clip": clip, "text": negative}},
+           "6": {"class_type": "VAEDecode", "inputs": {"samples": ["5", 0], "vae": vae}},
+           "7": {"class_type": "SaveImage", "inputs": {"images": ["6", 0], "filename_prefix": f"attn_edit/{title}"}}}
+    api.update(json.loads(json.dumps(edit).replace('"CLIP"', json.dumps(clip))))
+    return api
+
+
+# FlowEdit with the paper's settings per family (official FlowEdit: SD3 50 steps, n_max 33, cfg 3.5 / 13.5; Flux 28
+# steps, n_max 24, guidance 1.5 / 5.5 through Flux.1-dev's guidance embedding).
+def _flow_edit(steps, n_max, source_cfg, target_cfg):
+    return {"5": {"class_type": "AttnEdit_FlowEdit", "inputs": {
+        "model": ["1", 0], "latent": ["21", 0], "source": ["22", 0], "target": ["25", 0], "steps": steps,
+        "n_max": n_max, "n_min": 0, "n_avg": 1, "source_cfg": source_cfg, "target_cfg": target_cfg, "seed": 0,
+        "negative": ["4", 0], "scheduler": "simple"}}}
+
+
+# Real-image P2P on a flow model: Direct Inversion (the flow ODE's Euler inversion, the source row kept exact) ->
+# P2P word swap -> SamplerCustom (euler, add_noise off) on the inversion's SIGMAS.
+def _flow_real_p2p(cfg):
+    return {
+        "23": {"class_type": "AttnEdit_DirectInversion", "inputs": {
+            "model": ["1", 0], "latent": ["21", 0], "positive": ["22", 0], "steps": 28, "cfg": 1.0,
+            "scheduler": "simple"}},
+        "2": {"class_type": "AttnEdit_P2PReplace", "inputs": {
+            "model": ["23", 0], "clip": "CLIP", "latent": ["23", 1], "source_prompt": "a photo of a cat",
+            "target_prompts": "a photo of a dog", "cross_replace": 0.8, "self_replace": 0.4, "word_schedule": "",
+            "reweight": "", "blend_words": "", "blend_threshold": 0.3, "blend_start": 0.0}},
+        "24": {"class_type": "KSamplerSelect", "inputs": {"sampler_name": "euler"}},
+        "5": {"class_type": "SamplerCustom", "inputs": {
+            "model": ["2", 0], "add_noise": False, "noise_seed": 0, "cfg": cfg, "positive": ["2", 1],
+            "negative": ["4", 0], "sampler": ["24", 0], "sigmas": ["23", 2], "latent_image": ["2", 2]}}}
+
+
 DIT_SPECS = {
     "flux_word_swap": _dit("flux", "AttnEdit_P2PReplace", {
         "source_prompt": "a cat sitting next to a mirror",
@@ -374,7 +448,14 @@ DIT_SPECS = {
         "source_prompt": "a cat sitting next to a mirror",
         "target_prompts": "a tiger sitting next to a mirror\na lion sitting next to a mirror"},
         "qwen_image_word_swap"),
+    "flux_flow_edit": _dit_real("flux", _flow_edit(28, 24, 1.5, 5.5), "flux_flow_edit"),
+    "sd35_flow_edit": _dit_real("sd3", _flow_edit(50, 33, 3.5, 13.5), "sd35_flow_edit", negative=NEGATIVE),
+    "flux_real_p2p_direct_inversion": _dit_real("flux", _flow_real_p2p(cfg=1.0), "flux_real_p2p"),
 }
+# Flux.1-dev is guidance-distilled: its P2P rows sample at cfg 1 with the guidance in the conditioning.
+DIT_SPECS["flux_real_p2p_direct_inversion"]["10"] = {"class_type": "FluxGuidance", "inputs": {
+    "conditioning": ["2", 1], "guidance": 3.5}}
+DIT_SPECS["flux_real_p2p_direct_inversion"]["5"]["inputs"]["positive"] = ["10", 0]
 SPECS.update(DIT_SPECS)
 
 
@@ -502,6 +583,8 @@ def on_tiny_models(api: dict, layout: str = "sd15", size: int = 128, steps: int 
             node["inputs"].update(width=size, height=size)
         if "steps" in node["inputs"]:
             node["inputs"]["steps"] = steps
+        if "n_max" in node["inputs"]:  # FlowEdit: edit over the whole short schedule
+            node["inputs"]["n_max"] = steps
         if node["class_type"] == "AttnEdit_BLIPCaption":
             node["inputs"]["blip_model"] = "tiny"
     return api
