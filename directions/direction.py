@@ -55,6 +55,10 @@ class EditDirection:
     target: str
     source_count: int
     target_count: int
+    # The encoder's output at the start token [D]: a causal CLIP's first output sees only the start token, so it is
+    # the same for every prompt of one encoder and differs between encoders of one class and width (another
+    # fine-tune, another checkpoint's CLIP). None for files saved before it was recorded.
+    fingerprint: Optional[torch.Tensor] = None
 
 
 def mean_embedding(batches: Iterable[torch.Tensor]) -> torch.Tensor:
@@ -99,7 +103,24 @@ def compute_direction(source_mean: torch.Tensor, target_mean: torch.Tensor,
         pooled = (target_pooled_mean.float().cpu() - source_pooled_mean.float().cpu()).contiguous()
     embeddings = (target_mean.float().cpu() - source_mean.float().cpu()).contiguous()
     return EditDirection(embeddings=embeddings, pooled=pooled, encoder=encoder, width=int(width),
-                         source=source, target=target, source_count=int(n_src), target_count=int(n_tgt))
+                         source=source, target=target, source_count=int(n_src), target_count=int(n_tgt),
+                         fingerprint=source_mean[0].float().cpu().clone())
+
+
+# Start-token outputs of one encoder agree to fp16 rounding (and a weighted prompt leaves the start token at weight
+# 1); two encoders of one class differ by far more than this share of the vector's largest magnitude.
+FINGERPRINT_RTOL = 0.02
+
+
+def _fingerprint_mismatch(direction: EditDirection, cond: torch.Tensor) -> Optional[float]:
+    """Largest relative gap between the conditioning's start-token outputs and the direction's fingerprint, when
+    it exceeds FINGERPRINT_RTOL; None when they match or the direction has no fingerprint."""
+    if direction.fingerprint is None:
+        return None
+    fp = direction.fingerprint.to(cond.device, torch.float32)
+    starts = cond[:, ::CHUNK].float()  # the start token of every chunk
+    gap = float((starts - fp).abs().max() / fp.abs().max().clamp_min(1e-6))
+    return gap if gap > FINGERPRINT_RTOL else None
 
 
 def _mismatch(direction: EditDirection, encoder: Optional[str], width: int, what: str) -> DirectionMismatch:
@@ -133,6 +154,13 @@ def apply_direction(cond: torch.Tensor, pooled: Optional[torch.Tensor], directio
         raise _mismatch(direction, encoder, d, "conditioning")
     if t % CHUNK:
         raise ValueError(f"conditioning has {t} tokens, not a multiple of {CHUNK}; cannot line up the direction")
+    gap = _fingerprint_mismatch(direction, cond)
+    if gap is not None:
+        raise DirectionMismatch(
+            f"Edit direction '{direction.source}' -> '{direction.target}' was computed with another text encoder "
+            f"than this conditioning's, of the same kind ('{direction.encoder}', width {d}) but other weights: their "
+            f"outputs at the start token differ by {gap:.0%}. Recompute the direction with AttnEdit_EditDirection "
+            "using this workflow's CLIP.")
     delta = direction.embeddings.to(device=cond.device, dtype=torch.float32).repeat(t // CHUNK, 1)
     new_cond = (cond.float() + strength * delta).to(cond.dtype)
 
@@ -152,6 +180,8 @@ def save_direction(path: str | os.PathLike, direction: EditDirection) -> None:
     tensors = {"embeddings": direction.embeddings.detach().float().cpu().contiguous()}
     if direction.pooled is not None:
         tensors["pooled"] = direction.pooled.detach().float().cpu().contiguous()
+    if direction.fingerprint is not None:
+        tensors["fingerprint"] = direction.fingerprint.detach().float().cpu().contiguous()
     metadata = {
         "format": FORMAT, "encoder": direction.encoder, "width": str(direction.width),
         "source": direction.source, "target": direction.target,
@@ -171,7 +201,7 @@ def load_direction(path: str | os.PathLike) -> EditDirection:
         with safe_open(path, framework="pt", device="cpu") as f:
             metadata = f.metadata() or {}
             keys = set(f.keys())
-            tensors = {k: f.get_tensor(k) for k in keys & {"embeddings", "pooled"}}
+            tensors = {k: f.get_tensor(k) for k in keys & {"embeddings", "pooled", "fingerprint"}}
     except FileNotFoundError:
         raise
     except Exception as e:  # not a safetensors file at all
@@ -193,7 +223,8 @@ def load_direction(path: str | os.PathLike) -> EditDirection:
             embeddings=embeddings.float(), pooled=tensors["pooled"].float() if "pooled" in tensors else None,
             encoder=metadata["encoder"], width=width, source=metadata.get("source", ""),
             target=metadata.get("target", ""), source_count=int(metadata.get("source_count", 0)),
-            target_count=int(metadata.get("target_count", 0)))
+            target_count=int(metadata.get("target_count", 0)),
+            fingerprint=tensors["fingerprint"].float() if "fingerprint" in tensors else None)
     except (KeyError, ValueError) as e:
         raise DirectionFileError(f"'{path}' is a damaged edit direction (missing or bad {e})") from e
     if embeddings.shape != (CHUNK, width):

@@ -83,6 +83,18 @@ def test_direction_from_another_encoder_is_refused(comfy):
     assert message.startswith("AttnEdit_ApplyEditDirection: input 'edit_direction'") and "Recompute" in message
 
 
+@pytest.mark.parametrize("layout", ["sd15", "sdxl"])
+def test_direction_from_an_encoder_of_the_same_kind_with_other_weights_is_refused(comfy, layout):
+    g = direction_graph(layout)
+    g["6"] = {"class_type": "AttnEditTest_TinyModels", "inputs": {"layout": layout, "seed": 1}}
+    g["3"]["inputs"]["clip"] = ["6", 1]  # same class and width, other weights
+    message = run(comfy, g, ok=False)["error"]["exception_message"]
+    assert message.startswith("AttnEdit_ApplyEditDirection: input 'edit_direction'") and "start token" in message
+    g = direction_graph(layout)
+    g["3"]["inputs"]["text"] = "a (photo:1.3) of a (cat:0.8)"  # weights leave the start token alone
+    run(comfy, g)
+
+
 def test_save_then_load_round_trips_and_reloads_when_the_file_changes(comfy):
     g = direction_graph()
     g["7"] = {"class_type": "AttnEdit_SaveEditDirection", "inputs": {"edit_direction": ["2", 0], "name": "t_cat_dog"}}

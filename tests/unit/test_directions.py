@@ -99,9 +99,16 @@ def test_compute_direction_is_target_minus_source():
         compute_direction(torch.zeros(77, D), torch.zeros(77, D), None, None, "e", D + 1, "a", "b", 1, 1)
 
 
+def same_encoder_cond(d, b=2, t=154):
+    """A conditioning as the direction's encoder gives it: every chunk starts with the encoder's start output."""
+    cond = torch.randn(b, t, D)
+    cond[:, ::77] = d.fingerprint
+    return cond
+
+
 def test_apply_adds_strength_times_direction_to_every_chunk():
     d = make_direction()
-    cond = torch.randn(2, 154, D)
+    cond = same_encoder_cond(d)
     pooled = torch.randn(2, 3)
     out, out_pooled = apply_direction(cond, pooled, d, 0.5)
     assert out.shape == cond.shape
@@ -130,7 +137,7 @@ def test_apply_mismatch_errors_name_both_encoders_and_the_fix():
     with pytest.raises(DirectionMismatch, match="other-enc"):  # same width, other encoder
         apply_direction(torch.zeros(1, 77, D), None, d, 1.0, encoder="other-enc-4")
     with pytest.raises(DirectionMismatch, match="pooled"):
-        apply_direction(torch.zeros(1, 77, D), torch.zeros(1, 5), d, 1.0)
+        apply_direction(same_encoder_cond(d, 1, 77), torch.zeros(1, 5), d, 1.0)
     with pytest.raises(ValueError, match="multiple of 77"):
         apply_direction(torch.zeros(1, 80, D), None, d, 1.0)
 
@@ -187,3 +194,22 @@ def test_non_finite_directions_are_refused_when_loaded_and_when_applied(tmp_path
         with pytest.raises(DirectionFileError, match="NaN or Inf") as err:
             load_direction(path)
         assert str(path) in str(err.value)
+
+
+def test_a_conditioning_from_another_encoder_of_the_same_kind_is_refused(tmp_path):
+    d = make_direction()
+    assert torch.equal(d.fingerprint, torch.ones(D))  # the source mean's start token
+    other = same_encoder_cond(d)
+    other[:, ::77] = d.fingerprint * 1.3  # same class and width, other weights
+    with pytest.raises(DirectionMismatch, match="start token differ by 30%"):
+        apply_direction(other, None, d, 1.0)
+    # fp16 rounding of the same encoder's output is not a mismatch
+    apply_direction(same_encoder_cond(d).half(), None, d, 1.0)
+    # the fingerprint travels with the file; a file without one (saved before) is applied unchecked
+    save_direction(tmp_path / "d.safetensors", d)
+    loaded = load_direction(tmp_path / "d.safetensors")
+    assert torch.equal(loaded.fingerprint, d.fingerprint)
+    with pytest.raises(DirectionMismatch):
+        apply_direction(other, None, loaded, 1.0)
+    loaded.fingerprint = None
+    apply_direction(other, None, loaded, 1.0)
