@@ -142,7 +142,12 @@ def _inversion(kind: str, lambda_reg: float = 0.0, cfg: float = 1.0):
     if kind == "direct":
         return {"class_type": "AttnEdit_DirectInversion", "inputs": {
             "model": ["1", 0], "latent": ["21", 0], "positive": ["22", 0], "steps": STEPS, "cfg": cfg,
-            "scheduler": "ddim_uniform"}}
+            "scheduler": _setup.scheduler}}
+    if kind.startswith("flow_"):  # flow_<solver>[_<steps>]
+        solver, _, steps = kind[len("flow_"):].partition("_")
+        return {"class_type": "AttnEdit_FlowInversion", "inputs": {
+            "model": ["1", 0], "latent": ["21", 0], "positive": ["22", 0], "steps": int(steps or STEPS),
+            "solver": solver, "cfg": cfg, "scheduler": _setup.scheduler}}
     if kind == "null_text":
         return {"class_type": "AttnEdit_NullTextInversion", "inputs": {
             "model": ["1", 0], "latent": ["21", 0], "positive": ["22", 0], "negative": ["4", 0], "steps": STEPS,
@@ -428,6 +433,7 @@ def map_localisation(comfy, trials: int, seed: int = 700) -> dict:
     Attention Maps node's: head-, layer- and step-averaged, of the image onto the word's tokens (every T5 / CLIP
     token of the word), at the model's token grid; the object as the analyser finds it in the generated image."""
     import nodes as comfy_nodes
+    import torch
 
     from demo_world.analyser import _coverage
 
@@ -447,11 +453,12 @@ def map_localisation(comfy, trials: int, seed: int = 700) -> dict:
         text = caption(plain)
         encoding = prompts.prompt_encoding(clip, text, "benchmark", "prompt")
         recorder = maps_mod.MapRecorder("benchmark", None)
-        (out,) = comfy_nodes.common_ksampler(patch.patch_model(model, recorder), 7000 + i, STEPS, _setup.cfg,
-                                             "euler", _setup.scheduler, prompts.encode_rows(clip, [text]),
-                                             prompts.encode_rows(clip, [""]), latent)
-        maps = recorder.take_result()["maps"][0].float()  # [T, h, w]
-        found = analyse(_uint8(vae.decode(out["samples"])[0])).objects
+        with torch.inference_mode():  # as ComfyUI runs a node
+            (out,) = comfy_nodes.common_ksampler(patch.patch_model(model, recorder), 7000 + i, STEPS, _setup.cfg,
+                                                 "euler", _setup.scheduler, prompts.encode_rows(clip, [text]),
+                                                 prompts.encode_rows(clip, [""]), latent)
+            maps = recorder.take_result()["maps"][0].float()  # [T, h, w]
+            found = analyse(_uint8(vae.decode(out["samples"])[0])).objects
         words = [w.text for w in encoding.primary.words]
         for o in found:
             if o.shape not in words or words.count(o.shape) > 1:
@@ -554,6 +561,113 @@ def time_real_p2p(comfy, text: str, seed: int, target: str, methods=(*REAL_P2P_M
             real_p2p(comfy, text, seed, target, m)
             best = min(best, time.perf_counter() - start)
         seconds[m] = best
+    return seconds
+
+
+# ---------------------------------------------------------------- flow models (the demo DiT)
+
+FLOW_SOLVERS = ("euler", "midpoint", "fireflow")
+FLOW_STEPS = (10, 20, 28)
+# FlowEdit on the demo DiT (scripts/workflows.py DEMO_DIT_FLOW_EDIT holds the same values)
+DIT_FLOW_EDIT = {"steps": STEPS, "n_max": 15, "n_min": 0, "n_avg": 1, "source_cfg": 3.0, "target_cfg": 7.0}
+
+
+def _flow_sample(model, positive, x_T, sigmas, sampler, cfg, negative=("4", 0)):
+    return {"5": {"class_type": "SamplerCustom", "inputs": {
+        "model": model, "add_noise": False, "noise_seed": 0, "cfg": cfg, "positive": positive,
+        "negative": list(negative), "sampler": sampler, "sigmas": sigmas, "latent_image": x_T}}}
+
+
+def flow_reconstruct(comfy, text: str, seed: int, solver: str, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """(drawn image, its reconstruction): flow inversion with `solver`, sampled back with the same solver at cfg 1."""
+    api = _draw_and_encode(text, seed)
+    api["23"] = _inversion(f"flow_{solver}_{steps}")
+    api.update(_flow_sample(["1", 0], ["22", 0], ["23", 0], ["23", 1], ["23", 2], 1.0))
+    api.update(_decode_capture(["5", 0]))
+    comfy.run(api)
+    return _capture(comfy, "input"), _capture(comfy, "out")
+
+
+def flow_inversion(comfy, n: int) -> dict:
+    """PSNR of each solver's round trip at each step count, and of the VAE alone; the model calls of each."""
+    from inversion.flow import CALLS_PER_STEP
+
+    scores = {"vae": []} | {(s, k): [] for s in FLOW_SOLVERS for k in FLOW_STEPS}
+    for text, seed in drawn_captions(n):
+        scores["vae"].append(psnr(*reconstruct(comfy, text, seed, "vae")))
+        for s in FLOW_SOLVERS:
+            for k in FLOW_STEPS:
+                scores[(s, k)].append(psnr(*flow_reconstruct(comfy, text, seed, s, k)))
+    calls = {(s, k): 2 * int(k * CALLS_PER_STEP[s] + (s == "fireflow")) for s in FLOW_SOLVERS for k in FLOW_STEPS}
+    return {"psnr": {m: float(np.mean(v)) for m, v in scores.items()}, "calls": calls}
+
+
+DIT_REAL_METHODS = ("direct_inversion", "flow_fireflow", "flow_edit", "naive")
+
+
+def dit_real_edit(comfy, text: str, seed: int, target: str, method: str) -> tuple[np.ndarray, np.ndarray]:
+    """(drawn image, edited image) on the demo DiT: Direct Inversion + P2P, FireFlow inversion + P2P (sampled with
+    FireFlow), FlowEdit, or naive (the target prompt from the Euler x_T, no injection)."""
+    api = _draw_and_encode(text, seed)
+    api["25"] = {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": target}}
+    cfg = _setup.cfg
+    if method == "flow_edit":
+        api["5"] = {"class_type": "AttnEdit_FlowEdit", "inputs": {
+            "model": ["1", 0], "latent": ["21", 0], "source": ["22", 0], "target": ["25", 0], **DIT_FLOW_EDIT,
+            "seed": seed, "negative": ["4", 0], "scheduler": _setup.scheduler}}
+        row = 0
+    elif method == "naive":
+        api["23"] = _inversion("flow_euler")
+        api["24"] = {"class_type": "KSamplerSelect", "inputs": {"sampler_name": "euler"}}
+        api.update(_flow_sample(["1", 0], ["25", 0], ["23", 0], ["23", 1], ["24", 0], cfg))
+        row = 0
+    else:
+        direct = method == "direct_inversion"
+        api["23"] = _inversion("direct" if direct else method)
+        x_T, sigmas = (["23", 1], ["23", 2]) if direct else (["23", 0], ["23", 1])
+        api["2"] = {"class_type": "AttnEdit_P2PReplace", "inputs": {
+            "model": ["23", 0] if direct else ["1", 0], "clip": ["1", 1], "latent": x_T, "source_prompt": text,
+            "target_prompts": target, **P2P}}
+        api["24"] = {"class_type": "KSamplerSelect", "inputs": {"sampler_name": "euler"}}
+        api.update(_flow_sample(["2", 0], ["2", 1], ["2", 2], sigmas, ["24", 0] if direct else ["23", 2], cfg))
+        row = 1
+    api.update(_decode_capture(["5", 0], "edit"))
+    comfy.run(api)
+    return _capture(comfy, "input"), _uint8(comfy.captured["edit"]["image"][row])
+
+
+def dit_real_swap(comfy, trials: int, attr: str = "shape", methods=DIT_REAL_METHODS, seed: int = 900):
+    rng = np.random.default_rng(seed)
+    names = {"direct_inversion": "Direct Inversion + P2P", "flow_fireflow": "FireFlow inversion + P2P",
+             "flow_edit": "FlowEdit", "naive": "naive (target from the Euler x_T)"}
+    out = {m: Summary(f"real image, {names[m]} ({attr})") for m in methods}
+    pool = SHAPES if attr == "shape" else tuple(COLOURS)
+    for text, draw_seed in drawn_captions(trials, seed=seed, one_object=True):
+        old = next(w for w in text.split() if w in pool)
+        new = str(rng.choice([x for x in pool if x != old]))
+        for m in methods:
+            image, edit = dit_real_edit(comfy, text, draw_seed, _swap(text, old, new), m)
+            out[m].add(compare(image, edit, attr, new))
+    return out
+
+
+def time_dit_real(comfy, text: str, seed: int, target: str, repeats: int = 2) -> dict[str, float]:
+    """Seconds per graph (drawing and encoding included alike; best of repeats): each method, and plain sampling
+    of the target prompt (KSampler) and plain Euler inversion + sampling as the references."""
+    import time
+
+    def best(run):
+        out = float("inf")
+        for _ in range(repeats):
+            comfy.reset_cache()
+            start = time.perf_counter()
+            run()
+            out = min(out, time.perf_counter() - start)
+        return out
+
+    seconds = {m: best(lambda m=m: dit_real_edit(comfy, text, seed, target, m)) for m in DIT_REAL_METHODS}
+    seconds["plain sampling"] = best(lambda: generate(comfy, target, seed))
+    seconds["plain inversion + sampling"] = best(lambda: flow_reconstruct(comfy, text, seed, "euler", STEPS))
     return seconds
 
 
@@ -681,6 +795,26 @@ def run_dit(trials: int = 24, comfy=None) -> str:
         # one joint grid: the blend_resolution choice does not apply
         lines += _blend_lines(local_blend(comfy, trials), (
             ("blend", "P2P + local blend"), ("p2p", "P2P, no blend"), ("naive", "naive baseline")))
+        fi = flow_inversion(comfy, max(trials // 4, 4))
+        lines += ["", "**Flow inversion** (drawn scenes; PSNR dB of invert + sample back with the same solver, cfg 1; "
+                      f"VAE alone {fi['psnr']['vae']:.1f}):", "", "| solver | " +
+                  " | ".join(f"{k} steps (calls)" for k in FLOW_STEPS) + " |", "|---|" + "---|" * len(FLOW_STEPS)]
+        for solver in FLOW_SOLVERS:
+            lines.append(f"| {solver} | " + " | ".join(f"{fi['psnr'][(solver, k)]:.1f} ({fi['calls'][(solver, k)]})"
+                                                       for k in FLOW_STEPS) + " |")
+        lines += ["", "**Real-image edits on the DiT** (drawn one-object scenes; each edit compared with the drawn "
+                      "image):", "", "| edit | n | success | other attributes kept | centre shift | |log size ratio| | "
+                      "silhouette IoU | background change (0-255) |", "|---|---|---|---|---|---|---|---|"]
+        for attr, n in (("shape", trials), ("colour", max(trials // 2, 4))):
+            for s in dit_real_swap(comfy, n, attr).values():
+                lines.append(_row(s))
+        text, seed = drawn_captions(1, seed=900, one_object=True)[0]
+        old = next(w for w in text.split() if w in SHAPES)
+        seconds = time_dit_real(comfy, text, seed, _swap(text, old, "cross" if old != "cross" else "square"))
+        lines += ["", "**Cost** (one graph each, best of 2): " + ", ".join(f"{k} {v:.2f} s" for k, v in seconds.items())
+                  + f"; FlowEdit / plain sampling {seconds['flow_edit'] / seconds['plain sampling']:.2f}, Direct "
+                    f"Inversion + P2P / plain inversion + sampling "
+                    f"{seconds['direct_inversion'] / seconds['plain inversion + sampling']:.2f}"]
         loc = map_localisation(comfy, trials)
         lines += ["", f"**Attention-map localisation** (object words, {loc['n']} objects): "
                       f"{loc['inside']:.0%} of a word's map mass inside its object, which covers {loc['chance']:.0%} "
