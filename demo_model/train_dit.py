@@ -54,12 +54,12 @@ def plain(t: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------- phase 1: autoencoder in Flux's latent format
 
 @torch.no_grad()
-def normalise_flux_latents(ae, seed: int) -> tuple[float, float]:
-    """Fold z' = g z + b into the VAE so that (z' - shift) * scale has zero mean and unit std."""
+def normalise_flux_latents(ae, seed: int, n: int = 512) -> tuple[float, float]:
+    """Fold z' = g z + b into the VAE so that (z' - shift) * scale has zero mean and unit std (over n renders)."""
     import comfy.latent_formats
 
     fmt = comfy.latent_formats.Flux()
-    images, _ = render_pool(seed, 512)
+    images, _ = render_pool(seed, n)
     mean, _ = unet_train.vae_moments(ae, to_tensor(images))
     gain = 1.0 / (fmt.scale_factor * mean.std().item())
     offset = fmt.shift_factor - gain * mean.mean().item()
