@@ -202,9 +202,9 @@ def check_training_forward(dm, text: FluxText) -> float:
         ctx = text.tokens(captions)
     out = dm(x.as_subclass(NoInplace), s, ctx, y)
     # relative, and not exact: in float32 the attention kernel picked for a tensor subclass rounds differently
-    # (~5e-5 with trained-size weights); in float64 the two agree exactly (tests/integration/test_demo_dit_training)
+    # (up to ~2e-4 with random weights); in float64 the two agree exactly (tests/integration/test_demo_dit_training)
     err = ((plain(out) - ref).abs().max() / ref.abs().max()).item()
-    if err > 1e-4:
+    if err > 1e-3:
         raise RuntimeError(f"training forward differs from ComfyUI's by {err} (relative)")
     return err
 

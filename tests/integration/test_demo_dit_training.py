@@ -57,7 +57,7 @@ def test_training_forward_is_comfyuis_and_gradients_reach_t5(comfy):
         for name, p in dm.named_parameters():
             if ".lin." in name or name.startswith("final_layer."):
                 p.normal_(0, 0.05)
-    assert D.check_training_forward(dm, text) < 1e-4
+    assert D.check_training_forward(dm, text) < 1e-3
     # in float64 the NoInplace forward is ComfyUI's exactly (float32 differs by the attention kernel's rounding)
     dm.double()
     text.t5.transformer.double()
