@@ -309,6 +309,33 @@ class EMA:
             p.copy_(s)
 
 
+def save_training_state(path: str, modules: dict, opt, sched, ema: EMA, g: torch.Generator,
+                        rng: np.random.Generator, step: int, running: float) -> None:
+    """Everything a run needs to resume exactly (modules by name, optimiser, schedule, EMA, both generators);
+    written to a temporary file first, so an interrupted write never leaves a broken checkpoint."""
+    tmp = path + ".tmp"
+    torch.save({**{name: m.state_dict() for name, m in modules.items()}, "opt": opt.state_dict(),
+                "sched": sched.state_dict(), "ema": ema.shadow, "g": g.get_state(), "rng": rng.bit_generator.state,
+                "step": step, "running": running}, tmp)
+    os.replace(tmp, path)
+
+
+def load_training_state(path: str, modules: dict, opt, sched, ema: EMA, g: torch.Generator,
+                        rng: np.random.Generator) -> tuple[int, float]:
+    """Restore what save_training_state wrote; returns (step to start from, running loss)."""
+    state = torch.load(path, weights_only=False)
+    for name, m in modules.items():
+        m.load_state_dict(state[name])
+    opt.load_state_dict(state["opt"])
+    sched.load_state_dict(state["sched"])
+    for s, v in zip(ema.shadow, state["ema"]):
+        s.copy_(v)
+    g.set_state(state["g"])
+    rng.bit_generator.state = state["rng"]
+    log(f"resumed from {path} at step {state['step']}")
+    return state["step"], state["running"]
+
+
 @torch.no_grad()
 def encode_pool(ae, images: np.ndarray, batch: int = 256) -> torch.Tensor:
     out = [vae_moments(ae, to_tensor(images[i:i + batch]))[0] for i in range(0, len(images), batch)]
@@ -340,17 +367,7 @@ def train_diffusion(unet, text, latents, scenes, steps: int, batch: int, seed: i
     rng = np.random.default_rng(seed)
     t0, running, start = time.time(), 0.0, 0
     if checkpoint and os.path.exists(checkpoint):
-        state = torch.load(checkpoint, weights_only=False)
-        unet.load_state_dict(state["unet"])
-        text.load_state_dict(state["text"])
-        opt.load_state_dict(state["opt"])
-        sched.load_state_dict(state["sched"])
-        for s, v in zip(ema.shadow, state["ema"]):
-            s.copy_(v)
-        g.set_state(state["g"])
-        rng.bit_generator.state = state["rng"]
-        start, running = state["step"], state["running"]
-        log(f"resumed from {checkpoint} at step {start}")
+        start, running = load_training_state(checkpoint, {"unet": unet, "text": text}, opt, sched, ema, g, rng)
     for step in range(start, steps):
         idx = torch.randint(len(latents), (batch,), generator=g)
         x0 = latents[idx]
@@ -372,11 +389,7 @@ def train_diffusion(unet, text, latents, scenes, steps: int, batch: int, seed: i
         ema.update(step)
         running = 0.98 * running + 0.02 * loss.item() if step else loss.item()
         if checkpoint and (step + 1) % checkpoint_every == 0 and step + 1 < steps:
-            tmp = checkpoint + ".tmp"
-            torch.save({"unet": unet.state_dict(), "text": text.state_dict(), "opt": opt.state_dict(),
-                        "sched": sched.state_dict(), "ema": ema.shadow, "g": g.get_state(),
-                        "rng": rng.bit_generator.state, "step": step + 1, "running": running}, tmp)
-            os.replace(tmp, checkpoint)
+            save_training_state(checkpoint, {"unet": unet, "text": text}, opt, sched, ema, g, rng, step + 1, running)
         if step % 100 == 0 or step == steps - 1:
             rate = (step - start + 1) / (time.time() - t0)
             log(f"diffusion {step}/{steps} loss {running:.4f} lr {sched.get_last_lr()[0]:.2e} "

@@ -228,17 +228,7 @@ def train_flow(dm, text: FluxText, latents, scenes, steps: int, batch: int, seed
     rng = np.random.default_rng(seed)
     t0, running, start = time.time(), 0.0, 0
     if checkpoint and os.path.exists(checkpoint):
-        state = torch.load(checkpoint, weights_only=False)
-        dm.load_state_dict(state["dit"])
-        t5.load_state_dict(state["t5"])
-        opt.load_state_dict(state["opt"])
-        sched.load_state_dict(state["sched"])
-        for s, v in zip(ema.shadow, state["ema"]):
-            s.copy_(v)
-        g.set_state(state["g"])
-        rng.bit_generator.state = state["rng"]
-        start, running = state["step"], state["running"]
-        log(f"resumed from {checkpoint} at step {start}")
+        start, running = unet_train.load_training_state(checkpoint, {"dit": dm, "t5": t5}, opt, sched, ema, g, rng)
     hook = t5_input_hook(text)
     for step in range(start, steps):
         idx = torch.randint(len(latents), (batch,), generator=g)
@@ -260,11 +250,8 @@ def train_flow(dm, text: FluxText, latents, scenes, steps: int, batch: int, seed
         ema.update(step)
         running = 0.98 * running + 0.02 * loss.item() if step else loss.item()
         if checkpoint and (step + 1) % checkpoint_every == 0 and step + 1 < steps:
-            tmp = checkpoint + ".tmp"
-            torch.save({"dit": dm.state_dict(), "t5": t5.state_dict(), "opt": opt.state_dict(),
-                        "sched": sched.state_dict(), "ema": ema.shadow, "g": g.get_state(),
-                        "rng": rng.bit_generator.state, "step": step + 1, "running": running}, tmp)
-            os.replace(tmp, checkpoint)
+            unet_train.save_training_state(checkpoint, {"dit": dm, "t5": t5}, opt, sched, ema, g, rng, step + 1,
+                                           running)
         if step % 50 == 0 or step == steps - 1:
             rate = (step - start + 1) / (time.time() - t0)
             log(f"flow {step}/{steps} loss {running:.4f} lr {sched.get_last_lr()[0]:.2e} "

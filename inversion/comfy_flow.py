@@ -88,9 +88,9 @@ def flow_edit_sample(model, latent, source, target, negative, sigmas: torch.Tens
                 callback({"x": z, "i": k, "sigma": sig[k:k + 1], "sigma_hat": sig[k:k + 1], "denoised": z})
 
         generator = torch.Generator().manual_seed(seed)
-        return flow_edit(velocity("source", source_cfg), velocity("target", target_cfg), x_src, sigmas.tolist(),
+        return flow_edit(velocity("source", source_cfg), velocity("positive", target_cfg), x_src, sigmas.tolist(),
                          n_max, n_min, n_avg, generator, _interrupt, progress)
 
-    conds = {"positive": target, "source": source, "target": target, "negative": negative or None}
+    conds = {"positive": target, "source": source, "negative": negative or None}
     # the sampler's own schedule: the steps FlowEdit takes (progress bar), ending at 0 so its output is unscaled
     return run_in_sampler(model, latent, conds, target_cfg, sigmas[T - n_max:], body, seed=seed)
