@@ -7,7 +7,7 @@ import torch.nn.functional as F
 import uuid
 
 from .comfy_patch import AttentionEditor, JointCall, RunState, plain_attention
-from .edits import attention_probabilities, token_maps
+from .edits import MAX_TOKENS, attention_probabilities, token_maps
 from .joint_edits import text_maps
 
 LEVELS = {"latent/4 (P2P)": 2, "latent/2": 1, "latent/8": 3, "all": None}
@@ -23,9 +23,10 @@ class MapRecorder(AttentionEditor):
 
     The result of a run is published in RESULTS[self.key] (`take_result`)."""
 
-    def __init__(self, node_name: str, level: int | None):
+    def __init__(self, node_name: str, level: int | None, slots: int = MAX_TOKENS):
         self.node_name = node_name
         self.level = level
+        self.slots = slots  # the prompt's text length (77 a CLIP chunk); ComfyUI may repeat it to match a negative
         self.key = uuid.uuid4().hex
 
     def take_result(self) -> dict:
@@ -53,7 +54,7 @@ class MapRecorder(AttentionEditor):
         starts = run.step.chunk_rows(0)
         if starts and (wanted is None or level == wanted):
             rows = list(range(starts[0], starts[0] + run.step.rows_per_chunk))
-            maps = token_maps(attention_probabilities(q, k, heads, rows))
+            maps = token_maps(attention_probabilities(q, k, heads, rows), self.slots)
             h, w = (int(s) for s in extra_options["activations_shape"][-2:])
             acc = run.data["maps"].get((h, w))
             run.data["maps"][(h, w)] = maps if acc is None else acc + maps

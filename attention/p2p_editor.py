@@ -163,7 +163,7 @@ class P2PEditor(AttentionEditor):
 
     def _accumulate_blend_maps(self, q, k, heads, extra_options, run: RunState, start: int):
         rows = list(range(start, start + self.plan.n_prompts))
-        maps = token_maps(attention_probabilities(q, k, heads, rows))  # [N, HW, 77]
+        maps = token_maps(attention_probabilities(q, k, heads, rows), self.plan.text_len)  # [N, HW, T]
         h, w = extra_options["activations_shape"][-2:]
         words = word_maps(maps, self.plan.blend_tokens).reshape(len(rows), h, w)
         acc = run.data.get("blend_maps")

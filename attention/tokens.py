@@ -149,6 +149,26 @@ class PromptTokens:
         return cls(prompt, ids, tuple(words), tuple(positions), layout)
 
 
+def split_chunks(pt: PromptTokens, lengths: list[int], layout: TokenizerLayout) -> list[PromptTokens]:
+    """A prompt's tokens cut into the chunks its encoder reads one by one (ComfyUI: 75 CLIP tokens between BOS
+    and EOS a chunk, a weighted group that does not fit moved whole to the next one), `lengths` tokens each,
+    every chunk with slots laid out by `layout`. Each chunk keeps all the prompt's words, so word indices stay
+    those of the prompt; a word outside a chunk has no slots in it, one broken at a boundary has slots in both."""
+    if sum(lengths) != len(pt.ids):
+        raise ValueError(f"chunks of {lengths} tokens do not cover the prompt's {len(pt.ids)}")
+    chunks, begin = [], 0
+    for n in lengths:
+        end = begin + n
+        if n > layout.max_prompt_tokens:
+            raise ValueError(f"a chunk of {n} tokens does not fit the {layout.length}-slot {layout.name} layout")
+        shift = layout.first_slot - begin - pt.layout.first_slot
+        positions = tuple(tuple(p + shift for p in pos if begin <= p - pt.layout.first_slot < end)
+                          for pos in pt.positions)
+        chunks.append(PromptTokens(pt.prompt, pt.ids[begin:end], pt.words, positions, layout))
+        begin = end
+    return chunks
+
+
 def _align_decoded(
     prompt: str, words: list[Word], ids: tuple[int, ...], decode_token: Optional[DecodeToken], first_slot: int = 1
 ) -> list[tuple[int, ...]]:

@@ -54,7 +54,7 @@ class AttentionMaps(io.ComfyNode):
         require_editable_model(NODE, model)
         require_latent(NODE, model, latent)
         encoding = prompt_encoding(clip, prompt, NODE, "prompt")
-        recorder = MapRecorder(NODE, LEVELS[resolution])
+        recorder = MapRecorder(NODE, LEVELS[resolution], encoding.text_len)
         patched = patch_model(model, recorder)
         positive = encode_rows(clip, [prompt])
         negative_cond = encode_rows(clip, [negative])
@@ -66,10 +66,12 @@ class AttentionMaps(io.ComfyNode):
         maps = result["maps"][0]  # first latent row: [T, H, W]
         image = vae.decode(out["samples"][:1])[0] if vae is not None else None
         if backend_for(model).family == "UNet":  # one tile per CLIP token, as the P2P paper's Fig. 4
-            pt = encoding.primary
             hf = encoding.segments[0][0].tokenizer.tokenizer
-            labels = [hf.decode([t]).strip() or "·" for t in pt.ids]
-            tiles = maps[1:1 + len(pt.ids)]
+            labels, tiles = [], []
+            for seg, pt in encoding.segments:  # a long prompt's chunks, each BOS, its tokens, EOS, padding
+                labels += [hf.decode([t]).strip() or "·" for t in pt.ids]
+                tiles.append(maps[seg.offset + 1:seg.offset + 1 + len(pt.ids)])
+            tiles = torch.cat(tiles)
         else:  # one tile per word: a T5 / LLM word is often several tokens, some of them bare word-start marks
             words = [i for i, w in enumerate(encoding.primary.words) if not w.is_punctuation]
             labels = [encoding.primary.words[i].text for i in words]

@@ -3,12 +3,12 @@ and batched conditioning (one row per prompt)."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
 from ..attention.p2p_plan import InputError
-from ..attention.tokens import CLIP_LAYOUT, MAX_LEN, PromptTokens, TokenizerLayout
+from ..attention.tokens import CLIP_LAYOUT, PromptTokens, TokenizerLayout, split_chunks
 
 _EMBEDDING = re.compile(r"embedding:", re.IGNORECASE)
 
@@ -63,22 +63,22 @@ def _t5_layout(tok) -> TokenizerLayout:
 
 def text_segments(clip) -> list[Segment]:
     """Which tokenizers' tokens the model's text sequence holds, where (ComfyUI 0.8 comfy/text_encoders):
-    SD1/SD2/SDXL: one CLIP chunk (SDXL's clip_l and clip_g side by side in features, same slots);
-    Flux: T5-XXL only (CLIP-L gives just the pooled vector), padded to 256; SD3: the CLIP-L/G chunk, then
-    T5-XXL padded to 77 (sd3_clip.py SD3ClipModel.encode_token_weights)."""
+    SD1/SD2/SDXL: CLIP chunks of 77 (SDXL's clip_l and clip_g side by side in features, same slots);
+    Flux: T5-XXL only (CLIP-L gives just the pooled vector), padded to 256; SD3: the CLIP-L/G chunks, then
+    T5-XXL padded to 77 (sd3_clip.py SD3ClipModel.encode_token_weights). Offsets are set per prompt, as the
+    number of CLIP chunks depends on its length."""
     tokenizer, model = clip.tokenizer, clip.cond_stage_model
     name = type(tokenizer).__name__
     if name == "FluxTokenizer" or (hasattr(tokenizer, "t5xxl") and not hasattr(tokenizer, "clip_g")
                                    and hasattr(tokenizer, "clip_l")):
         return [Segment("t5xxl", tokenizer.t5xxl, _t5_layout(tokenizer.t5xxl), 0)]
     if name == "SD3Tokenizer":
-        segments, offset = [], 0
+        segments = []
         if getattr(model, "clip_l", None) is not None or getattr(model, "clip_g", None) is not None:
             key = "l" if getattr(model, "clip_l", None) is not None else "g"
             segments.append(Segment(key, getattr(tokenizer, "clip_" + key), CLIP_LAYOUT, 0))
-            offset = MAX_LEN
-        if getattr(model, "t5xxl", None) is not None:
-            segments.append(Segment("t5xxl", tokenizer.t5xxl, _t5_layout(tokenizer.t5xxl), offset))
+        if getattr(model, "t5xxl", None) is not None:  # after the CLIP chunks (offset set per prompt)
+            segments.append(Segment("t5xxl", tokenizer.t5xxl, _t5_layout(tokenizer.t5xxl), 0))
         return segments
     if name == "QwenImageTokenizer":
         return [Segment("qwen25_7b", tokenizer.qwen25_7b, TokenizerLayout(None, IM_END, 0, "Qwen2.5-VL"), 0)]
@@ -94,7 +94,9 @@ def text_segments(clip) -> list[Segment]:
 
 @dataclass(frozen=True)
 class PromptEncoding:
-    """A prompt's words and their token slots in each segment of the model's text sequence."""
+    """A prompt's words and their token slots in the model's text sequence, a piece per chunk of each text
+    encoder (one piece per encoder unless a CLIP prompt outgrows 75 tokens). Every piece lists all the words;
+    `positions[w]` is empty in a piece that does not hold word w."""
 
     prompt: str
     segments: tuple[tuple[Segment, PromptTokens], ...]
@@ -108,41 +110,56 @@ class PromptEncoding:
         seg, pt = self.segments[-1]
         return seg.offset + pt.layout.length
 
+    @property
+    def chunk_counts(self) -> dict[str, int]:
+        """Pieces per text encoder, e.g. {'l': 2} for a 100-token SD1 prompt."""
+        counts: dict[str, int] = {}
+        for seg, _ in self.segments:
+            counts[seg.key] = counts.get(seg.key, 0) + 1
+        return counts
+
     def word_slots(self, word_index: int) -> list[int]:
         """Slots of the prompt's word in the model's text sequence (every segment)."""
         return [seg.offset + p for seg, pt in self.segments for p in pt.positions[word_index]]
 
 
-def _segment_tokens(clip, segment: Segment, prompt: str, comfy_tokens: dict, node: str,
-                    input_name: str) -> PromptTokens:
+def _chunk_ids(chunk, layout: TokenizerLayout) -> list[int]:
+    ids = [int(t[0]) for t in chunk[layout.first_slot:]]
+    return ids[: ids.index(layout.eos)] if layout.eos in ids else ids
+
+
+def _segment_pieces(segment: Segment, prompt: str, comfy_tokens: dict, node: str,
+                    input_name: str) -> list[tuple[Segment, PromptTokens]]:
+    """The prompt's tokens in one encoder, a piece per chunk ComfyUI encodes (CLIP: 75 prompt tokens between
+    BOS and EOS a chunk, chunks concatenated along the token axis: ComfyUI 0.8 comfy/sd1_clip.py
+    SDTokenizer.tokenize_with_weights and SDClipModel.encode_token_weights). Every piece keeps all the prompt's
+    words; a word outside the chunk has no slots in it, and a word ComfyUI breaks at a chunk boundary has
+    slots in both."""
     hf = segment.tokenizer.tokenizer
     chunks = comfy_tokens[segment.key]
     layout = segment.layout
-    if len(chunks) > 1:
-        raise InputError(node, input_name,
-                         f"the prompt needs {len(chunks)} chunks of {MAX_LEN} tokens; edits address token slots "
-                         "of a single chunk, so keep each prompt within 75 tokens.")
-    ids = [int(t[0]) for t in chunks[0][layout.first_slot:]]
     if layout.name == "Qwen2.5-VL":  # the DiT sees the prompt and the template's tail, not its head
+        ids = [int(t[0]) for t in chunks[0]]
         first, end = _qwen_prompt_span(ids)
         layout = TokenizerLayout(None, IM_END, len(ids) - first, layout.name)
-        ids = ids[first:end]
-    elif layout.eos in ids:
-        ids = ids[: ids.index(layout.eos)]
-    if len(ids) > layout.max_prompt_tokens:
-        raise InputError(node, input_name,
-                         f"the prompt needs {len(ids)} {layout.name} tokens; prompts of more than "
-                         f"{layout.max_prompt_tokens} make the rows of an edit differ in length, so shorten it.")
+        per_chunk = [ids[first:end]]
+    else:
+        per_chunk = [_chunk_ids(c, layout) for c in chunks]
+        if layout.bos is None:  # T5: one sequence, as long as the prompt or padded to the tokenizer's minimum
+            layout = TokenizerLayout(None, layout.eos, len(chunks[0]), layout.name)
+    ids = [t for c in per_chunk for t in c]
+    whole = TokenizerLayout(layout.bos, layout.eos, len(ids) + 2 + layout.first_slot, layout.name)
     try:
         pt = PromptTokens.build(prompt, lambda text: hf(text, add_special_tokens=False)["input_ids"],
-                                lambda token: hf.decode([token]), layout)
+                                lambda token: hf.decode([token]), whole)
     except ValueError as e:
         raise InputError(node, input_name, str(e)) from None
     if ids != list(pt.ids):
         raise InputError(node, input_name,
                          f"could not map the words of '{prompt}' onto ComfyUI's {layout.name} tokens "
                          f"({len(pt.ids)} vs {len(ids)} tokens); simplify unusual characters.")
-    return pt
+    return [(replace(segment, offset=segment.offset + c * layout.length), piece)
+            for c, piece in enumerate(split_chunks(pt, [len(c) for c in per_chunk], layout))]
 
 
 def prompt_encoding(clip, prompt: str, node: str, input_name: str) -> PromptEncoding:
@@ -165,8 +182,11 @@ def prompt_encoding(clip, prompt: str, node: str, input_name: str) -> PromptEnco
     words = plain_text(prompt, weighted)
     if not words.strip():
         raise InputError(node, input_name, "the prompt has no words once its weights are read.")
-    segments = tuple((seg, _segment_tokens(clip, seg, words, comfy_tokens, node, input_name)) for seg in segments)
-    return PromptEncoding(words, segments)
+    pieces, offset = [], 0
+    for seg in segments:  # SD3: the CLIP chunks, then T5 after the last of them
+        pieces += _segment_pieces(replace(seg, offset=offset), words, comfy_tokens, node, input_name)
+        offset = pieces[-1][0].offset + pieces[-1][1].layout.length
+    return PromptEncoding(words, tuple(pieces))
 
 
 def plain_text(prompt: str, weighted: bool = True) -> str:
@@ -179,6 +199,20 @@ def plain_text(prompt: str, weighted: bool = True) -> str:
     text = escape_important(prompt)
     parts = token_weights(text, 1.0) if weighted else [(text, 1.0)]
     return "".join(unescape_important(part) for part, _ in parts)
+
+
+def same_chunks(node: str, encodings: list[PromptEncoding], names: list[str]) -> None:
+    """Every row of an edit must encode to the same text length: refuse prompts that need different numbers
+    of 75-token CLIP chunks, naming them."""
+    counts = [e.chunk_counts for e in encodings]
+    for name, count, e in zip(names[1:], counts[1:], encodings[1:]):
+        if count != counts[0]:
+            key = next(k for k in counts[0] if counts[0][k] != count.get(k))
+            raise InputError(node, "target_prompts",
+                             f"{name} needs {count.get(key, 0)} chunk(s) of 75 CLIP tokens but the source prompt "
+                             f"needs {counts[0][key]}: the rows of an edit must be the same length, and ComfyUI "
+                             f"encodes a long prompt in chunks of 75 tokens. Shorten or lengthen {name} so that "
+                             "both fall in the same number of chunks.")
 
 
 def common_length(encodings: list[PromptEncoding]) -> list[PromptEncoding]:
@@ -205,15 +239,20 @@ def prompt_tokens(clip, prompt: str, node: str, input_name: str) -> PromptTokens
 
 
 def _padded_tokens(clip, prompts: list[str]) -> list[dict]:
-    """Token lists of the prompts; where the encoder does not pad (Qwen-Image), the shorter ones get pad tokens
-    at the end so that every row encodes to the same length. Qwen2.5-VL is causal, so the prompt's own hidden
-    states are unchanged; the DiT sees a few more padding tokens, as Flux sees T5's padding."""
+    """Token lists of the prompts; where an encoder gives one sequence as long as the prompt (Qwen-Image; T5
+    past its minimum length), the shorter ones get pad tokens at the end so that every row encodes to the same
+    length. Qwen2.5-VL is causal, so the prompt's own hidden states are unchanged; the DiT sees a few more
+    padding tokens, as Flux sees T5's padding. T5 pads the same way up to its minimum length anyway."""
     tokens = [clip.tokenize(p) for p in prompts]
-    if type(clip.tokenizer).__name__ == "QwenImageTokenizer":
-        longest = max(len(t["qwen25_7b"][0]) for t in tokens)
+    for key, pad_id in (("qwen25_7b", QWEN_PAD), ("t5xxl", None)):
+        if key not in tokens[0] or any(len(t[key]) != 1 for t in tokens):
+            continue
+        if pad_id is None:
+            pad_id = getattr(getattr(clip.tokenizer, key, None), "pad_token", 0)
+        longest = max(len(t[key][0]) for t in tokens)
         for t in tokens:
-            chunk = t["qwen25_7b"][0]
-            pad = tuple([QWEN_PAD, 1.0] + list(chunk[-1][2:]))
+            chunk = t[key][0]
+            pad = tuple([pad_id, 1.0] + list(chunk[-1][2:]))
             chunk.extend([pad] * (longest - len(chunk)))
     return tokens
 

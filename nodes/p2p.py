@@ -11,9 +11,9 @@ from comfy_api.latest import io
 from ..attention.comfy_patch import patch_model
 from ..attention.options import parse_prompt_lines
 from ..attention.p2p_editor import ROWS_MARK, P2PEditor
-from ..attention.p2p_plan import InputError, build_plan, combine_plans
+from ..attention.p2p_plan import InputError, build_sequence_plan
 from .checks import require_editable_model, require_latent
-from .clip_prompts import common_length, encode_rows, prompt_encoding
+from .clip_prompts import common_length, encode_rows, prompt_encoding, same_chunks
 
 CATEGORY = "attention_edit/prompt_to_prompt"
 
@@ -97,13 +97,13 @@ def run_p2p(node: str, mode: str, model, clip, latent, source_prompt: str, targe
     source = prompt_encoding(clip, source_prompt, node, "source_prompt" if mode != "reweight" else "prompt")
     targets = [prompt_encoding(clip, p, node, "target_prompts" if mode != "reweight" else "prompt")
                for p in target_prompts]
+    same_chunks(node, [source, *targets],
+                ["source prompt"] + [f"edited prompt {i}" for i in range(1, len(targets) + 1)])
     source, *targets = common_length([source, *targets])
-    # one plan per text encoder the model attends to (SD3: CLIP then T5), joined along the text sequence
-    plan = combine_plans([
-        build_plan(node, mode, src_tokens, [t.segments[i][1] for t in targets], cross_replace, self_replace,
-                   word_schedule or "", reweight or "", blend_words or "", blend_threshold, blend_start,
-                   BLEND_RESOLUTIONS[blend_resolution])
-        for i, (_, src_tokens) in enumerate(source.segments)])
+    # a piece per chunk of each text encoder the model attends to (SD3: CLIP then T5), side by side
+    pieces = [(src_tokens, [t.segments[i][1] for t in targets]) for i, (_, src_tokens) in enumerate(source.segments)]
+    plan = build_sequence_plan(node, mode, pieces, cross_replace, self_replace, word_schedule or "", reweight or "",
+                               blend_words or "", blend_threshold, blend_start, BLEND_RESOLUTIONS[blend_resolution])
     editor = P2PEditor(plan)
     patched = patch_model(model, editor)
     positive = encode_rows(clip, [source_prompt, *target_prompts])
