@@ -227,3 +227,37 @@ def test_a_word_key_applies_only_to_the_edited_prompts_that_contain_it(comfy):
     # rows of different batch sizes agree to float rounding (~1e-4 here; random-weight latents reach ~300)
     assert (both[1] - dog_keyed[1]).abs().max() < 1e-3
     assert (both[2] - rug_plain[1]).abs().max() < 1e-3
+
+
+def test_split_sampling_counts_windows_per_sampler_run_as_documented(comfy):
+    """Two KSamplerAdvanced nodes (steps 0-4, then 4-8) each count the windows over their own part; with the
+    first part's P2P node injecting throughout (1.0) and the second's not at all (0.0), the split run edits as
+    one 8-step KSampler with cross 0.5 (int(0.5 * 9) = 4 steps) and self 0.5 (int(0.5 * 8) = 4 steps)."""
+    whole, _ = sample(comfy, p2p_workflow(steps=8, cross=0.5, self_=0.5))
+    wf = p2p_workflow(steps=8, cross=1.0, self_=1.0)
+    wf["12"] = {"class_type": "AttnEdit_P2PReplace", "inputs": {**wf["2"]["inputs"], "cross_replace": 0.0,
+                                                               "self_replace": 0.0}}
+    common = {"seed": 3, "steps": 8, "cfg": 5.0, "sampler_name": "euler", "scheduler": "normal",
+              "negative": ["4", 0]}
+    wf["6"] = {"class_type": "KSamplerAdvanced", "inputs": {
+        **common, "model": ["2", 0], "positive": ["2", 1], "latent_image": ["2", 2], "add_noise": "enable",
+        "noise_seed": 3, "start_at_step": 0, "end_at_step": 4, "return_with_leftover_noise": "enable"}}
+    wf["16"] = {"class_type": "KSamplerAdvanced", "inputs": {
+        **common, "model": ["12", 0], "positive": ["12", 1], "latent_image": ["6", 0], "add_noise": "disable",
+        "noise_seed": 3, "start_at_step": 4, "end_at_step": 8, "return_with_leftover_noise": "disable"}}
+    for k in ("6", "16"):
+        wf[k]["inputs"].pop("seed")
+    wf["7"]["inputs"]["latent"] = ["16", 0]
+    split, _ = sample(comfy, wf)
+    torch.testing.assert_close(split, whole, atol=1e-4, rtol=1e-4)
+    one_node = json_copy(wf)  # the same P2P node in both parts restarts its windows in the second
+    one_node["16"]["inputs"].update(model=["2", 0], positive=["2", 1])
+    restarted, _ = sample(comfy, one_node)
+    assert not torch.allclose(restarted[1], whole[1], atol=1e-3)
+    torch.testing.assert_close(restarted[0], whole[0], atol=1e-4, rtol=1e-4)  # the source row is never edited
+
+
+def json_copy(obj):
+    import json
+
+    return json.loads(json.dumps(obj))
