@@ -30,6 +30,8 @@ def main() -> int:
     parser.add_argument("--out", default=str(REPO / "demo_output"), help="where images and report.html go")
     parser.add_argument("--tiny", action="store_true", help="SD workflows on tiny random-weight models")
     parser.add_argument("--only", nargs="*", help="workflow names to run (default: all of the chosen set)")
+    parser.add_argument("--thumbnails", action="store_true",
+                        help="also write each UI workflow's template-browser thumbnail from the demo runs")
     opts = parser.parse_args()
 
     import os
@@ -73,6 +75,9 @@ def main() -> int:
         status = "ok" if result["ok"] else "failed: " + str(result["error"].get("exception_message", result["error"]))
         rows.append((name, status, seconds, images))
         print(f"{name:32s} {status[:70]:70s} {seconds:6.1f} s  {len(images)} image(s)", flush=True)
+    if opts.thumbnails and demo:
+        for path in write_thumbnails(out, rows):
+            print("wrote", path.relative_to(REPO))
     model = (opts.checkpoint or ("tiny random-weight models (mechanics only, images are noise)" if opts.tiny
                                  else "the pack's demo model (AttnEdit_DemoModelLoader)"))
     grid = _grid(out, rows)
@@ -81,6 +86,44 @@ def main() -> int:
     print(f"grid:   {grid}")
     print(f"\nreport: {report}")
     return 0 if all(r[1] == "ok" or r[1].startswith("skipped") for r in rows) else 1
+
+
+# A checkpoint workflow's thumbnail is its demo twin's output (no real weights here to render it with).
+DEMO_TWIN = {"p2p_word_swap": "demo_shape_swap", "p2p_refine": "demo_refine", "p2p_reweight": "demo_reweight",
+             "p2p_local_blend": "demo_local_blend", "p2p_attention_maps": "demo_dit_attention_maps",
+             "real_p2p_direct_inversion": "demo_real_direct_inversion", "real_p2p_null_text": "demo_real_null_text",
+             "real_p2p_negative_prompt": "demo_real_direct_inversion",
+             "real_p2p_regularized_ddim": "demo_real_null_text", "pix2pix_zero_real": "demo_pix2pix_zero",
+             "pix2pix_zero_synthetic": "demo_pix2pix_zero", "flux_word_swap": "demo_dit_shape_swap",
+             "flux_word_swap_checkpoint": "demo_dit_shape_swap", "flux_refine": "demo_dit_refine",
+             "flux_reweight": "demo_dit_reweight", "flux_attention_maps": "demo_dit_attention_maps",
+             "sd35_word_swap": "demo_dit_colour_swap", "qwen_image_word_swap": "demo_dit_colour_swap",
+             "flux_flow_edit": "demo_dit_flow_edit", "sd35_flow_edit": "demo_dit_flow_edit",
+             "flux_real_p2p_direct_inversion": "demo_dit_real_direct_inversion"}
+
+
+def write_thumbnails(out: Path, rows, size: int = 256) -> list[Path]:
+    """<title>.jpg beside each UI workflow: the first four images its demo run saved (input / source first,
+    then the edits) on a 2x2 grid."""
+    from PIL import Image
+
+    from scripts.workflows import SPECS, ui_path
+
+    images = {name: imgs for name, status, _, imgs in rows if status == "ok"}
+    written = []
+    for name in SPECS:
+        source = images.get(name) or images.get(DEMO_TWIN.get(name, ""))
+        if not source:
+            continue
+        sheet, cell = Image.new("RGB", (size, size), "white"), size // 2
+        for k, img in enumerate(source[:4]):
+            pic = Image.open(out / img.get("subfolder", "") / img["filename"]).convert("RGB")
+            pic.thumbnail((cell, cell), Image.LANCZOS)
+            sheet.paste(pic, ((k % 2) * cell + (cell - pic.width) // 2, (k // 2) * cell + (cell - pic.height) // 2))
+        path = ui_path(name).with_suffix(".jpg")
+        sheet.save(path, quality=88)
+        written.append(path)
+    return written
 
 
 def _image_order(img: dict) -> tuple:

@@ -1,7 +1,8 @@
 """The example workflows, written once as API-format graphs and rendered to both formats:
 
-- workflows/<name>.json      ComfyUI UI format (what the template browser lists and the editor opens)
-- workflows/api/<name>.json  API format (what /prompt and headless scripts take; the tests execute these)
+- example_workflows/<title>.json  ComfyUI UI format (what the template browser lists, by file name, and the
+                                  editor opens), with a thumbnail <title>.jpg (scripts/run_examples.py --thumbnails)
+- workflows/api/<name>.json       API format (what /prompt and headless scripts take; the tests execute these)
 
 Run `python scripts/workflows.py` after changing a spec (it boots ComfyUI from $COMFYUI_PATH to read the
 node definitions); a test checks the committed files are what this script produces.
@@ -13,6 +14,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+UI_DIR = "example_workflows"  # the folder ComfyUI's template browser lists a pack's workflows from
 CHECKPOINT = "v1-5-pruned-emaonly.safetensors"
 NEGATIVE = "blurry, low quality, deformed"
 BLIP_FOLDER = "blip-image-captioning-base"  # models/blip/<this>: Salesforce/blip-image-captioning-base
@@ -480,7 +482,11 @@ def _input_defs(cls) -> list[tuple[str, str, dict]]:
     for section in ("required", "optional"):
         for name, spec in types.get(section, {}).items():
             kind = "COMBO" if isinstance(spec[0], list) else spec[0]
-            out.append((name, kind, spec[1] if len(spec) > 1 else {}))
+            opts = dict(spec[1]) if len(spec) > 1 else {}
+            choices = spec[0] if isinstance(spec[0], list) else opts.get("options")
+            if kind == "COMBO" and "default" not in opts and choices:
+                opts["default"] = choices[0]  # what the frontend's combo widget starts on
+            out.append((name, kind, opts))
     return out
 
 
@@ -512,16 +518,79 @@ def _depths(api: dict) -> dict:
     return depth
 
 
-def to_ui(api: dict, node_classes: dict) -> dict:
-    """Render an API-format graph in ComfyUI's UI (litegraph) format, laid out by graph depth."""
+# What each part of a graph does: the title of the group around a column of nodes.
+ROLES = {
+    "Model": ("CheckpointLoaderSimple", "UNETLoader", "CLIPLoader", "DualCLIPLoader", "TripleCLIPLoader", "VAELoader",
+              "AttnEdit_DemoModelLoader"),
+    "Image": ("LoadImage", "AttnEdit_DemoSceneImage", "VAEEncode", "EmptyLatentImage", "EmptySD3LatentImage"),
+    "Prompts": ("CLIPTextEncode", "FluxGuidance", "AttnEdit_BLIPCaption"),
+    "Inversion": ("AttnEdit_DDIMInvertRegularized", "AttnEdit_NullTextInversion", "AttnEdit_DirectInversion",
+                  "AttnEdit_FlowInversion"),
+    "Edit": ("AttnEdit_P2PReplace", "AttnEdit_P2PRefine", "AttnEdit_P2PReweight", "AttnEdit_EditDirection",
+             "AttnEdit_ApplyEditDirection", "AttnEdit_SaveEditDirection", "AttnEdit_AttentionMaps"),
+    "Sample": ("KSampler", "KSamplerAdvanced", "SamplerCustom", "KSamplerSelect", "AttnEdit_CrossAttnGuidedSampler",
+               "AttnEdit_FlowEdit"),
+    "Output": ("VAEDecode", "SaveImage", "PreviewImage"),
+}
+ROLE_OF = {cls: role for role, classes in ROLES.items() for cls in classes}
+IMAGE_PREVIEW = {"LoadImage": 300, "SaveImage": 300, "PreviewImage": 300}  # room for the picture after a run
+TITLE_H, GAP, MIN_WIDTH = 30, 40, 320
+SIZES_FILE = REPO / "scripts" / "frontend_sizes.json"
+
+
+def _frontend_sizes() -> dict:
+    """Per node kind: the [width, height] ComfyUI's frontend computes for it and its title's width
+    (measured by scripts/measure_frontend.py)."""
+    return json.loads(SIZES_FILE.read_text()) if SIZES_FILE.is_file() else {}
+
+
+def _titles(api: dict) -> dict:
+    """Readable titles where the class name says too little: which prompt a text encoder holds."""
+    titles = {}
+    for node in api.values():
+        for name, value in node["inputs"].items():
+            if _is_link(value) and api[value[0]]["class_type"] == "CLIPTextEncode":
+                role = {"negative": "Negative prompt", "positive": "Source prompt", "source": "Source prompt",
+                        "target": "Target prompt", "conditioning": "Source prompt"}.get(name)
+                if role and value[0] not in titles:
+                    titles[value[0]] = role
+    return titles
+
+
+def _columns(api: dict) -> dict:
+    """Column of each node: its graph depth, except that a node with no inputs other than a loader's sits just
+    left of its first consumer (short links), and a chain of output nodes (decode, save) shares one column."""
     depth = _depths(api)
-    rows: dict = {}
+    consumers: dict = {}
+    for node_id, node in api.items():
+        for value in node["inputs"].values():
+            if _is_link(value):
+                consumers.setdefault(value[0], []).append(node_id)
+    for node_id, node in api.items():
+        has_inputs = any(_is_link(v) for v in node["inputs"].values())
+        if not has_inputs and ROLE_OF.get(node["class_type"]) != "Model" and node_id in consumers:
+            depth[node_id] = max(0, min(depth[c] for c in consumers[node_id]) - 1)
+    column, merged = {}, {}
+    for d in sorted(set(depth.values())):
+        outputs_only = all(ROLE_OF.get(api[n]["class_type"]) == "Output" for n in depth if depth[n] == d)
+        previous = merged.get(d - 1)
+        merged[d] = previous if outputs_only and previous is not None and previous[1] else (d, outputs_only)
+    order = sorted({m[0] for m in merged.values()})
+    return {n: order.index(merged[d][0]) for n, d in depth.items()}
+
+
+def to_ui(api: dict, node_classes: dict, note: str = "") -> dict:
+    """Render an API-format graph in ComfyUI's UI (litegraph) format: a column per graph depth, nodes at the sizes
+    the frontend gives them (no overlap, titles not cut), a group per column naming what it does, and a note."""
+    depth = _columns(api)
+    sizes = _frontend_sizes()
+    titles = _titles(api)
     links, ui_nodes = [], []
     outputs: dict = {}
     for node_id in sorted(api, key=lambda n: (depth[n], int(n))):
         node = api[node_id]
         cls = node_classes[node["class_type"]]
-        inputs, widgets = [], []
+        inputs, widgets, linked_widgets = [], [], []
         for name, kind, opts in _input_defs(cls):
             value = node["inputs"].get(name)
             if kind in WIDGET_TYPES and not _is_link(value):
@@ -535,6 +604,7 @@ def to_ui(api: dict, node_classes: dict) -> dict:
             widget_input = kind in WIDGET_TYPES  # a widget fed by a link (e.g. a caption STRING)
             if widget_input:
                 widgets.append(opts.get("default", ""))
+                linked_widgets.append(name)
             if _is_link(value):
                 link_id = len(links) + 1
                 src, slot = value
@@ -544,22 +614,56 @@ def to_ui(api: dict, node_classes: dict) -> dict:
             if widget_input:
                 entry["widget"] = {"name": name}
             inputs.append(entry)
-        row = rows.setdefault(depth[node_id], 0)
-        rows[depth[node_id]] += 1
         names = getattr(cls, "RETURN_NAMES", None) or cls.RETURN_TYPES
-        ui_nodes.append({
-            "id": int(node_id), "type": node["class_type"],
-            "pos": [40 + 380 * depth[node_id], 40 + 300 * row], "size": [340, 120 + 26 * len(widgets)],
+        key = node["class_type"] + ("|" + ",".join(sorted(linked_widgets)) if linked_widgets else "")
+        width, height, title_width = sizes.get(key, [MIN_WIDTH, 120 + 26 * len(widgets), MIN_WIDTH - 70])
+        title = titles.get(node_id) or getattr(cls, "DISPLAY_NAME", None) or node["class_type"]
+        ui_node = {
+            "id": int(node_id), "type": node["class_type"], "pos": [0, 0],
+            "size": [max(width, title_width + 2 * TITLE_H + 10), height + IMAGE_PREVIEW.get(node["class_type"], 0)],
             "flags": {}, "order": 0, "mode": 0, "inputs": inputs,
             "outputs": [{"name": n, "type": t, "links": [], "slot_index": i}
                         for i, (n, t) in enumerate(zip(names, cls.RETURN_TYPES))],
-            "properties": {"Node name for S&R": node["class_type"]}, "widgets_values": widgets})
+            "properties": {"Node name for S&R": node["class_type"]}, "widgets_values": widgets}
+        if node_id in titles:
+            ui_node["title"] = titles[node_id]
+        ui_nodes.append(ui_node)
     for order, n in enumerate(ui_nodes):
         n["order"] = order
         for out in n["outputs"]:
             out["links"] = outputs.get((str(n["id"]), out["slot_index"]), [])
-    return {"last_node_id": max(int(n) for n in api), "last_link_id": len(links), "nodes": ui_nodes,
-            "links": links, "groups": [], "config": {}, "extra": {}, "version": 0.4}
+    groups = _lay_out(ui_nodes, [depth[str(n["id"])] for n in ui_nodes], note)
+    last_id = max(n["id"] for n in ui_nodes)
+    return {"last_node_id": last_id, "last_link_id": len(links), "nodes": ui_nodes, "links": links,
+            "groups": groups, "config": {}, "extra": {"ds": {"scale": 0.8, "offset": [70, 10]}}, "version": 0.4}
+
+
+def _lay_out(ui_nodes: list[dict], depths: list[int], note: str) -> list[dict]:
+    """Columns left to right, each as wide as its widest node, nodes stacked with a gap; a group per column;
+    the note (a frontend-only Note node, not part of the prompt) under the first column."""
+    columns: dict[int, list[dict]] = {}
+    for n, d in zip(ui_nodes, depths):
+        columns.setdefault(d, []).append(n)
+    if note:
+        ui_nodes.append({"id": max(n["id"] for n in ui_nodes) + 1, "type": "Note", "pos": [0, 0], "size": [0, 220],
+                         "flags": {}, "order": len(ui_nodes), "mode": 0, "inputs": [], "outputs": [],
+                         "title": "About this workflow", "properties": {}, "widgets_values": [note],
+                         "color": "#432", "bgcolor": "#653"})
+        columns[min(columns)].append(ui_nodes[-1])
+    groups, x = [], 40
+    for d in sorted(columns):
+        col = columns[d]
+        width = max(MIN_WIDTH, *(n["size"][0] for n in col))
+        y = 40 + 34 + TITLE_H  # the group's title bar, then the first node's
+        for n in col:
+            n["size"][0] = width
+            n["pos"] = [x, y]
+            y += n["size"][1] + TITLE_H + GAP
+        roles = list(dict.fromkeys(ROLE_OF.get(n["type"], "Edit") for n in col if n["type"] != "Note"))
+        groups.append({"title": " · ".join(roles), "bounding": [x - 15, 40, width + 30, y - GAP + 15 - 40],
+                       "color": "#3f789e", "font_size": 22, "flags": {}})
+        x += width + 30 + 40
+    return groups
 
 
 def on_tiny_models(api: dict, layout: str = "sd15", size: int = 128, steps: int = 3) -> dict:
@@ -590,12 +694,99 @@ def on_tiny_models(api: dict, layout: str = "sd15", size: int = 128, steps: int 
     return api
 
 
+WHAT = {  # the node that makes the workflow what it is -> what it does, in a user's words
+    "AttnEdit_P2PReplace": "Prompt-to-Prompt word swap: the output's first image is the source prompt's, each further "
+                           "image an edited prompt's (one per line of target_prompts), drawn with the source's layout. "
+                           "cross_replace / self_replace: the share of steps that take the source's attention.",
+    "AttnEdit_P2PRefine": "Prompt-to-Prompt refine: words added to the prompt change the image while the words both "
+                          "prompts share keep the source's attention (and so its layout).",
+    "AttnEdit_P2PReweight": "Prompt-to-Prompt reweight: 'word: factor' scales how strongly a word acts (negative "
+                            "factors push it away); the first image is the prompt unchanged.",
+    "AttnEdit_AttentionMaps": "Attention maps: where each word of the prompt acts in the image, one tile per token, "
+                              "averaged over steps and layers.",
+    "AttnEdit_CrossAttnGuidedSampler": "pix2pix-zero: the image is inverted (regularized DDIM), an edit direction "
+                                       "(target minus source word) moves its caption, and cross-attention guidance "
+                                       "keeps the structure.",
+    "AttnEdit_FlowEdit": "FlowEdit: an edit with no inversion, moving the image along the difference of the target "
+                         "and source prompts' velocities.",
+    "AttnEdit_DirectInversion": "Real-image P2P with Direct Inversion: the source row reconstructs the image exactly "
+                                "and the edited row takes its attention from it.",
+    "AttnEdit_NullTextInversion": "Real-image P2P with null-text inversion: the unconditional embedding is optimised "
+                                  "per step so that the source row reconstructs the image.",
+    "AttnEdit_DDIMInvertRegularized": "Real-image P2P after a regularized DDIM inversion (pix2pix-zero's noise "
+                                      "regularizer).",
+    "AttnEdit_FlowInversion": "Real-image P2P on a flow model: the image is inverted along the flow, then edited.",
+}
+PRIORITY = ["AttnEdit_CrossAttnGuidedSampler", "AttnEdit_FlowEdit", "AttnEdit_DirectInversion",
+            "AttnEdit_NullTextInversion", "AttnEdit_FlowInversion", "AttnEdit_DDIMInvertRegularized",
+            "AttnEdit_AttentionMaps", "AttnEdit_P2PRefine", "AttnEdit_P2PReweight", "AttnEdit_P2PReplace"]
+
+
+def describe(name: str, api: dict) -> str:
+    """The note shown beside a workflow: what it does and what it runs on."""
+    classes = {n["class_type"] for n in api.values()}
+    what = next((WHAT[c] for c in PRIORITY if c in classes), "")
+    if "AttnEdit_DemoModelLoader" in classes:
+        arch = next(n["inputs"].get("architecture") for n in api.values()
+                    if n["class_type"] == "AttnEdit_DemoModelLoader")
+        runs = ("Runs as it is on the pack's small demo " + ("DiT (Flux architecture)" if arch == "dit" else "model")
+                + ": no download; a drawn scene stands in for a photo.")
+    else:
+        files = [v for n in api.values() for k, v in n["inputs"].items()
+                 if k in ("ckpt_name", "unet_name", "clip_name", "clip_name1", "clip_name2", "clip_name3",
+                          "vae_name") and isinstance(v, str)]
+        runs = "Needs " + ", ".join(dict.fromkeys(files)) + " in ComfyUI's models folders." if files else ""
+        if "LoadImage" in classes:
+            runs += " Load your own photo in Load Image."
+    return "\n\n".join(part for part in (what, runs) if part)
+
+
+FAMILIES = [("demo_dit_", "Demo DiT"), ("demo_", "Demo"), ("flux_", "Flux"), ("sd35_", "SD3.5"),
+            ("qwen_image_", "Qwen-Image"), ("p2p_", "SD1.5"), ("", "SD1.5")]
+WHAT_TITLES = {
+    "word_swap": "P2P word swap", "shape_swap": "P2P shape swap", "colour_swap": "P2P colour swap",
+    "refine": "P2P refine", "reweight": "P2P reweight", "local_blend": "P2P local blend",
+    "attention_maps": "attention maps", "word_swap_checkpoint": "P2P word swap (single-file checkpoint)",
+    "real_direct_inversion": "photo edit, Direct Inversion + P2P",
+    "real_p2p_direct_inversion": "photo edit, Direct Inversion + P2P",
+    "real_null_text": "photo edit, null-text inversion + P2P", "real_p2p_null_text": "photo edit, null-text inversion + P2P",
+    "real_p2p_negative_prompt": "photo edit, negative-prompt inversion + P2P",
+    "real_p2p_regularized_ddim": "photo edit, regularized DDIM inversion + P2P",
+    "pix2pix_zero": "pix2pix-zero photo edit", "pix2pix_zero_real": "pix2pix-zero photo edit",
+    "pix2pix_zero_synthetic": "pix2pix-zero on a generated image", "flow_edit": "FlowEdit photo edit",
+}
+
+
+def template_title(name: str) -> str:
+    """The UI file's name, which ComfyUI's template browser shows as the workflow's title:
+    'SD1.5 - P2P word swap', 'Demo DiT - FlowEdit photo edit' (sorted by name, the families group)."""
+    prefix, family = next((p, f) for p, f in FAMILIES if name.startswith(p))
+    return f"{family} - {WHAT_TITLES[name[len(prefix):]]}"
+
+
+def ui_path(name: str) -> Path:
+    return REPO / UI_DIR / f"{template_title(name)}.json"
+
+
+def with_defaults(api: dict, node_classes: dict) -> dict:
+    """The graph with every widget input written out (its default where the spec leaves it), as the frontend's
+    graphToPrompt gives it: the API file is then the UI file's prompt, input by input."""
+    api = json.loads(json.dumps(api))
+    for node in api.values():
+        for name, kind, opts in _input_defs(node_classes[node["class_type"]]):
+            if kind in WIDGET_TYPES and name not in node["inputs"] and "default" in opts:
+                node["inputs"][name] = opts["default"]
+    return api
+
+
 def render_all(node_classes: dict) -> dict[str, str]:
     """relative path -> file text, for every spec in both formats."""
     files = {}
-    for name, api in SPECS.items():
+    for name, spec in SPECS.items():
+        api = with_defaults(spec, node_classes)
         files[f"workflows/api/{name}.json"] = json.dumps(api, indent=2) + "\n"
-        files[f"workflows/{name}.json"] = json.dumps(to_ui(api, node_classes), indent=2) + "\n"
+        files[f"{UI_DIR}/{template_title(name)}.json"] = json.dumps(to_ui(api, node_classes, describe(name, api)),
+                                                                  indent=2) + "\n"
     return files
 
 

@@ -12,7 +12,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 TEST_PACK = REPO / "tests" / "comfy_test_pack"
-WORKFLOWS = REPO / "workflows"
 
 
 def comfyui_path() -> Path:
@@ -127,6 +126,3 @@ class Comfy:
     def reset_cache(self):
         self.executor.reset()
 
-
-def load_api_workflow(name: str) -> dict:
-    return json.loads((WORKFLOWS / name).read_text())

@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-from scripts.workflows import SPECS, dit_layout, on_tiny_models, render_all
+from scripts.workflows import SPECS, dit_layout, on_tiny_models, render_all, ui_path
 from tests.comfy_harness import REPO
 
 
@@ -25,14 +25,17 @@ def test_committed_workflows_match_their_specs(comfy):
 
 def test_ui_workflows_are_well_formed(comfy):
     for name in SPECS:
-        ui = json.loads((REPO / "workflows" / f"{name}.json").read_text())
+        ui = json.loads(ui_path(name).read_text())
         ids = {n["id"] for n in ui["nodes"]}
         for link_id, src, src_slot, dst, dst_slot, kind in ui["links"]:
             assert src in ids and dst in ids
             dst_node = next(n for n in ui["nodes"] if n["id"] == dst)
             assert dst_node["inputs"][dst_slot]["link"] == link_id and dst_node["inputs"][dst_slot]["type"] == kind
+        assert ui_path(name).with_suffix(".jpg").is_file(), f"{name}: no template-browser thumbnail"
+        notes = [n for n in ui["nodes"] if n["type"] == "Note"]  # the frontend's own node: not in the prompt
+        assert len(notes) == 1 and notes[0]["widgets_values"][0].strip(), f"{name}: no note says what it does"
         for n in ui["nodes"]:
-            assert n["type"] in comfy.nodes.NODE_CLASS_MAPPINGS
+            assert n["type"] in comfy.nodes.NODE_CLASS_MAPPINGS or n in notes
 
 
 def test_every_seed_control_is_fixed_so_a_shared_workflow_repeats(comfy):
@@ -43,8 +46,8 @@ def test_every_seed_control_is_fixed_so_a_shared_workflow_repeats(comfy):
 
     seeds = 0
     for name in SPECS:
-        ui = json.loads((REPO / "workflows" / f"{name}.json").read_text())
-        for node in ui["nodes"]:
+        ui = json.loads(ui_path(name).read_text())
+        for node in (n for n in ui["nodes"] if n["type"] != "Note"):
             values, k = node["widgets_values"], 0
             for input_name, kind, opts in _input_defs(comfy.nodes.NODE_CLASS_MAPPINGS[node["type"]]):
                 if kind not in ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"):

@@ -87,3 +87,32 @@ def test_get_comfyui_without_network_says_what_to_run(tmp_path):
     assert run.returncode == 3, run.stderr
     assert "Cannot reach" in run.stderr and "git clone --depth 1 --branch v0.8.0" in run.stderr
     assert not dest.exists()
+
+
+def _fake_browser_setup(tmp_path, have_version: str, **env):
+    """browser_setup with a stand-in ComfyUI (pinning frontend 1.35.9), a stand-in $PY that reports
+    `have_version` and logs pip calls, and a PATH where `chromium` exists."""
+    comfy = tmp_path / "comfy"
+    (comfy / "comfy").mkdir(parents=True)
+    (comfy / "comfy" / "model_patcher.py").write_text("")
+    (comfy / "requirements.txt").write_text("comfyui-frontend-package==1.35.9\ntorch\n")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "pip.log"
+    py = bin_dir / "py"
+    py.write_text(f'#!/bin/bash\nif [ "$1" = "-c" ]; then echo "{have_version}"; else echo "$@" >> {log}; fi\n')
+    (bin_dir / "chromium").write_text("#!/bin/bash\n")
+    for f in (py, bin_dir / "chromium"):
+        f.chmod(0o755)
+    run = bash(f"source scripts/comfyui.sh; PY={py}; source scripts/browser.sh; browser_setup", tmp_path,
+               COMFYUI_PATH=str(comfy), PATH=f"{bin_dir}:{os.environ['PATH']}", **env)
+    return run, (log.read_text() if log.exists() else "")
+
+
+def test_browser_setup_installs_the_frontend_comfyui_pins_and_only_then(tmp_path):
+    run, pip = _fake_browser_setup(tmp_path, "1.30.0")
+    assert run.returncode == 0 and pip.strip() == "-m pip install -q comfyui-frontend-package==1.35.9", run.stderr
+    run, pip = _fake_browser_setup(tmp_path / "again", "1.35.9")
+    assert run.returncode == 0 and pip == "" and run.stderr == ""
+    run, pip = _fake_browser_setup(tmp_path / "opted_out", "1.30.0", ATTN_EDIT_NO_BROWSER="1")
+    assert run.returncode == 0 and pip == ""
