@@ -15,5 +15,7 @@ train() { PYTHONPATH=. "$PY" -m demo_model.train_dit "$@"; }
 
 [ -f "$WORK/stage1.safetensors" ] || train --out "$WORK/stage1.safetensors" --vae-checkpoint "$WORK/vae.pt" \
   --checkpoint "$WORK/stage1.pt"
-cp "$WORK/stage1.safetensors" "$OUT"
+[ -f "$WORK/stage2.safetensors" ] || train --init-from "$WORK/stage1.safetensors" --seed 1 --steps 3500 \
+  --lr 3e-4 --out "$WORK/stage2.safetensors" --checkpoint "$WORK/stage2.pt"
+cp "$WORK/stage2.safetensors" "$OUT"
 echo "wrote $OUT"
