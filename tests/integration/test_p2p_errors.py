@@ -17,7 +17,8 @@ def error_of(comfy, prompt):
     ({"blend_words": "horse | dog"}, "blend_words", ["horse", "sitting"]),
     ({"word_schedule": "cat: 0.7-0.2"}, "word_schedule", ["0.7-0.2"]),
     ({"source": "embedding:foo cat sitting on a mat"}, "source_prompt", ["embedding"]),
-    ({"targets": " ".join(["cat"] * 80)}, "target_prompts", ["77"]),
+    ({"targets": " ".join(["cat"] * 80)}, "target_prompts", ["needs 2 chunk(s) of 75 CLIP tokens",
+                                                            "source prompt needs 1"]),
     ({"targets": "\n\n"}, "target_prompts", ["one edited prompt per line"]),
 ])
 def test_bad_inputs_name_node_input_and_fix(comfy, overrides, node_input, must_contain):
