@@ -18,7 +18,8 @@ import math
 
 import torch
 
-from ..inversion.comfy_adapter import autograd_safe, run_in_sampler
+from ..inversion.comfy_adapter import run_in_sampler
+from ..inversion.comfy_autograd import autograd_safe
 from .comfy_patch import RUN_KEY, patch_model
 from .guidance import GRAD, MEASURE, OFF, RECORD, GuidanceEditor
 
@@ -61,6 +62,7 @@ def guided_sample(model, positive, edit_positive, negative, latent, sigmas, cfg:
                                                     model_options, seed_)
 
         x_ref, x_edit = x.clone(), x.clone()
+        gradient_pass = autograd_safe()  # one for the whole run: the weights are copied once
         for i in range(len(sig) - 1):
             comfy.model_management.throw_exception_if_processing_interrupted()
             s = sig[i] * x.new_ones([x.shape[0]])
@@ -68,7 +70,7 @@ def guided_sample(model, positive, edit_positive, negative, latent, sigmas, cfg:
             d_ref = denoise(conds["positive"], x_ref, s)
             if scale > 0:  # its loss is this step's map distance: no separate measurement needed
                 x_edit = _guidance_step(unet_model, conds["edit"], x_edit, s, float(sig[i]), scale, model_options,
-                                        run, stats)
+                                        run, stats, gradient_pass)
                 run.data["mode"] = OFF
             else:
                 run.data.update(mode=MEASURE, distance=0.0)
@@ -96,13 +98,14 @@ def _ddim(x, denoised, sigma, sigma_next):
     return denoised + (x - denoised) * (sigma_next / sigma)
 
 
-def _guidance_step(unet_model, edit_cond, x_edit, s, sigma: float, scale: float, model_options, run, stats):
+def _guidance_step(unet_model, edit_cond, x_edit, s, sigma: float, scale: float, model_options, run, stats,
+                   gradient_pass: autograd_safe):
     import comfy.samplers
 
     with torch.inference_mode(False), torch.enable_grad():
         x_in = x_edit.detach().clone().requires_grad_(True)
         run.data.update(mode=GRAD, loss=None)
-        with autograd_safe():
+        with gradient_pass:
             comfy.samplers.calc_cond_batch(unet_model, [edit_cond], x_in, s.detach().clone(), model_options)
         loss = run.data["loss"]
         run.data.update(mode=OFF, loss=None)

@@ -23,12 +23,10 @@ if str(REPO) not in sys.path:
 from demo_world.analyser import analyse, match  # noqa: E402
 from demo_world.scene import BACKGROUNDS, COLOURS, SHAPES, SIZES, Obj, Scene, caption  # noqa: E402
 from demo_world.scene import place  # noqa: E402
+from scripts.workflows import DEMO_NULL_TEXT  # noqa: E402  null-text as the demo runs it
 
 STEPS, CFG, SIZE = 20, 7.5, 128
 FOREGROUND_DISTANCE = 50.0  # RGB distance from the background colour counted as object (0-255 units)
-# Null-text's official 10 inner steps go with 50 DDIM steps; at 20 steps each step's gap is larger and 10 inner
-# steps leave the demo model at 20.0 dB against 27.7 dB with 30 (4 drawn scenes; VAE round trip 28.4 dB).
-NULL_TEXT_INNER_STEPS = 30
 # The demo model's shape words localise in its 8x8 (latent/2) cross-attention; its 16x16 maps, which the official
 # 16x16 rule picks, are nearly flat (inside/outside ratio 1.2 vs 2.8 for run 5 on 8 scenes).
 DEMO_BLEND_RESOLUTION = "latent/2"
@@ -150,8 +148,8 @@ def _inversion(kind: str, lambda_reg: float = 0.0, cfg: float = 1.0):
             "solver": solver, "cfg": cfg, "scheduler": _setup.scheduler}}
     if kind == "null_text":
         return {"class_type": "AttnEdit_NullTextInversion", "inputs": {
-            "model": ["1", 0], "latent": ["21", 0], "positive": ["22", 0], "negative": ["4", 0], "steps": STEPS,
-            "cfg": cfg, "inner_steps": NULL_TEXT_INNER_STEPS, "early_stop": 1e-5, "scheduler": "ddim_uniform"}}
+            "model": ["1", 0], "latent": ["21", 0], "positive": ["22", 0], "negative": ["4", 0], "cfg": cfg,
+            "scheduler": "ddim_uniform", **DEMO_NULL_TEXT}}
     return {"class_type": "AttnEdit_DDIMInvertRegularized", "inputs": {
         "model": ["1", 0], "latent": ["21", 0], "positive": ["22", 0], "steps": STEPS, "lambda_ac": lambda_reg,
         "lambda_kl": lambda_reg, "reg_steps": 5, "ac_rolls": 5, "cfg": cfg, "scheduler": "ddim_uniform",

@@ -29,26 +29,10 @@ from demo_model import dit_architecture as arch
 from demo_model import train as unet_train
 from demo_model.train import EMA, init_weights, log, render_pool, to_tensor, training_caption
 from demo_world import scene as world
+from inversion.comfy_autograd import NoInplace, plain, plain_torch_rope
 
 FLUX_SHIFT = 1.15  # ComfyUI's ModelSamplingFlux default, which the loader keeps
 POOLED_DROPOUT = 0.5
-
-
-class NoInplace(torch.Tensor):
-    """ComfyUI's Flux and T5 blocks add their residuals in place (`x += ...`), which autograd refuses once the
-    tensor is saved for a backward pass. Tensors of this class turn that add into an out-of-place one (Python
-    rebinds the name to the result), so training runs ComfyUI's own forward code; check_training_forward pins
-    that the outputs are unchanged."""
-
-    @classmethod
-    def __torch_function__(cls, func, types, args=(), kwargs=None):
-        if func is torch._C.TensorBase.add_:
-            func = torch._C.TensorBase.add
-        return super().__torch_function__(func, types, args, kwargs or {})
-
-
-def plain(t: torch.Tensor) -> torch.Tensor:
-    return t.as_subclass(torch.Tensor)
 
 
 # ---------------------------------------------------------------- phase 1: autoencoder in Flux's latent format
@@ -190,8 +174,10 @@ def flux_sigmas(u: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
+@plain_torch_rope()
 def check_training_forward(dm, text: FluxText) -> float:
-    """The NoInplace forward (transformer and T5) equals ComfyUI's plain one, up to float rounding."""
+    """The NoInplace forward (transformer and T5) equals ComfyUI's plain one, up to float rounding (both with
+    RoPE in plain torch, as training runs)."""
     g = torch.Generator().manual_seed(0)
     captions = ["a large red circle on a gray background", "", "a blue square and a small pink cross"]
     x = torch.randn(3, 16, 16, 16, generator=g)
@@ -229,34 +215,33 @@ def train_flow(dm, text: FluxText, latents, scenes, steps: int, batch: int, seed
     t0, running, start = time.time(), 0.0, 0
     if checkpoint and os.path.exists(checkpoint):
         start, running = unet_train.load_training_state(checkpoint, {"dit": dm, "t5": t5}, opt, sched, ema, g, rng)
-    hook = t5_input_hook(text)
-    for step in range(start, steps):
-        idx = torch.randint(len(latents), (batch,), generator=g)
-        x0 = latents[idx]
-        captions = [training_caption(scenes[i], rng) for i in idx.tolist()]
-        sigma = flux_sigmas(torch.randn(batch, generator=g))
-        eps = torch.randn(x0.shape, generator=g)
-        s = sigma.view(-1, 1, 1, 1)
-        xt = (1 - s) * x0 + s * eps
-        y = text.pooled(captions)
-        y = torch.where(torch.rand(batch, 1, generator=g) < pooled_dropout, empty_pooled, y)
-        pred = plain(dm(xt.as_subclass(NoInplace), sigma, text.tokens(captions), y))
-        loss = ((pred - (eps - x0)) ** 2).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        sched.step()
-        ema.update(step)
-        running = 0.98 * running + 0.02 * loss.item() if step else loss.item()
-        if checkpoint and (step + 1) % checkpoint_every == 0 and step + 1 < steps:
-            unet_train.save_training_state(checkpoint, {"dit": dm, "t5": t5}, opt, sched, ema, g, rng, step + 1,
-                                           running)
-        if step % 50 == 0 or step == steps - 1:
-            rate = (step - start + 1) / (time.time() - t0)
-            log(f"flow {step}/{steps} loss {running:.4f} lr {sched.get_last_lr()[0]:.2e} "
-                f"{rate * batch:.1f} samples/s, eta {(steps - step - 1) / rate / 60:.1f} min")
-    hook.remove()
+    with t5_input_hook(text), plain_torch_rope():  # comfy-kitchen's RoPE op has no autograd formula
+        for step in range(start, steps):
+            idx = torch.randint(len(latents), (batch,), generator=g)
+            x0 = latents[idx]
+            captions = [training_caption(scenes[i], rng) for i in idx.tolist()]
+            sigma = flux_sigmas(torch.randn(batch, generator=g))
+            eps = torch.randn(x0.shape, generator=g)
+            s = sigma.view(-1, 1, 1, 1)
+            xt = (1 - s) * x0 + s * eps
+            y = text.pooled(captions)
+            y = torch.where(torch.rand(batch, 1, generator=g) < pooled_dropout, empty_pooled, y)
+            pred = plain(dm(xt.as_subclass(NoInplace), sigma, text.tokens(captions), y))
+            loss = ((pred - (eps - x0)) ** 2).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            sched.step()
+            ema.update(step)
+            running = 0.98 * running + 0.02 * loss.item() if step else loss.item()
+            if checkpoint and (step + 1) % checkpoint_every == 0 and step + 1 < steps:
+                unet_train.save_training_state(checkpoint, {"dit": dm, "t5": t5}, opt, sched, ema, g, rng, step + 1,
+                                               running)
+            if step % 50 == 0 or step == steps - 1:
+                rate = (step - start + 1) / (time.time() - t0)
+                log(f"flow {step}/{steps} loss {running:.4f} lr {sched.get_last_lr()[0]:.2e} "
+                    f"{rate * batch:.1f} samples/s, eta {(steps - step - 1) / rate / 60:.1f} min")
     ema.copy_to_model()
     return start
 

@@ -11,8 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from torch.utils._pytree import tree_map
-
+from .comfy_autograd import autograd_safe
 from .ddim import SIGMA_FLOOR, eps_from_denoised, invert
 from .null_text import optimize_null_embeddings
 
@@ -119,38 +118,6 @@ def _with_crossattn(conds: list, embedding: torch.Tensor) -> list:
     return out
 
 
-class autograd_safe(torch.overrides.TorchFunctionMode):
-    """Lets gradients flow through a ComfyUI model without touching it.
-
-    ComfyUI builds models inside torch.inference_mode() (0.8.0 execution.py: PromptExecutor.execute_async runs
-    every node under it), so every weight is an inference tensor, which autograd refuses to save for backward.
-    Inside this mode (use it together with inference_mode(False) and enable_grad) every inference tensor that
-    reaches a torch function is replaced by a normal copy for that call only: the weights are copied during the
-    gradient pass alone, the shared model and its ModelPatcher stay exactly as they are, and no-grad passes run
-    at full speed.
-    """
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        if any(map(_has_inference, args)) or any(map(_has_inference, kwargs.values())):
-            args, kwargs = tree_map(_normal_tensor, (args, kwargs))
-        return func(*args, **kwargs)
-
-
-def _has_inference(value) -> bool:
-    if isinstance(value, torch.Tensor):
-        return value.is_inference()
-    if isinstance(value, (list, tuple)):
-        return any(map(_has_inference, value))
-    return False
-
-
-def _normal_tensor(value):
-    if isinstance(value, torch.Tensor) and value.is_inference():
-        return value.clone()
-    return value
-
-
 @dataclass
 class NullTextSchedule:
     """Per-step unconditional embeddings, looked up by sampling sigma. Lives in the returned MODEL's
@@ -165,7 +132,7 @@ class NullTextSchedule:
 
 
 def null_text_invert(model, latent, positive, negative, cfg: float, sigmas: torch.Tensor, inner_steps: int,
-                     early_stop: float, progress=None, seed=0):
+                     early_stop: float, lr: float = 1e-2, progress=None, seed=0):
     """Returns (x_T in VAE units, NullTextSchedule, per-step losses)."""
     result = {}
 
@@ -178,8 +145,10 @@ def null_text_invert(model, latent, positive, negative, cfg: float, sigmas: torc
         positive_conds = guider.conds["positive"]
         negative_conds = guider.conds["negative"]
 
+        gradient_pass = autograd_safe()  # one for the whole optimisation: the weights are copied once
+
         def eps_with(conds, xx, s):
-            with autograd_safe() if torch.is_grad_enabled() else contextlib.nullcontext():
+            with gradient_pass if torch.is_grad_enabled() else contextlib.nullcontext():
                 (denoised,) = comfy.samplers.calc_cond_batch(base_model, [conds], xx, s, model_options)
             return eps_from_denoised(xx, denoised, s)
 
@@ -191,7 +160,7 @@ def null_text_invert(model, latent, positive, negative, cfg: float, sigmas: torc
         embeddings, losses = optimize_null_embeddings(
             lambda xx, s: eps_with(positive_conds, xx, s),
             lambda xx, s, u: eps_with(_with_crossattn(negative_conds, u), xx, s),
-            trajectory, sig.flip(0), uncond_init, inner_steps=inner_steps, early_stop=early_stop, cfg=cfg,
+            trajectory, sig.flip(0), uncond_init, inner_steps=inner_steps, early_stop=early_stop, lr=lr, cfg=cfg,
             progress=progress, check_interrupt=_interrupt)
         result["embeddings"], result["losses"] = embeddings, losses
         return x_T

@@ -56,7 +56,7 @@ def optimize_null_embeddings(
     eps_cond(x, sigma) -> eps_hat with the positive conditioning; called under no_grad.
     eps_uncond(x, sigma, uncond) -> eps_hat with `uncond` as the negative conditioning; must be
         differentiable w.r.t. uncond (it runs under inference_mode(False) + enable_grad, so the
-        model's weights must not be inference tensors: see comfy_adapter.autograd_safe).
+        model's weights must not be inference tensors: see comfy_autograd.autograd_safe).
     Both take x [B, ...] in fp32 and sigma of shape [B]; eps_hat = (x - denoised) / sigma.
     trajectory: latents at each sigma of the *ascending* schedule, as `ddim.invert` returns them
         (trajectory[0] = x_0, trajectory[-1] = x_T); sigmas_descending is that schedule reversed

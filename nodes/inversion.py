@@ -116,6 +116,11 @@ class NullTextInversion(io.ComfyNode):
                 io.Int.Input("inner_steps", default=10, min=0, max=1000),
                 io.Float.Input("early_stop", default=1e-5, min=0.0, max=1.0, step=1e-6),
                 _scheduler_input(),
+                io.Float.Input("learning_rate", default=1e-2, min=1e-5, max=1.0, step=1e-3, optional=True,
+                               tooltip="Adam's step size for the null text (decayed to half over the schedule). "
+                                       "0.01 is the paper's for SD's 768-wide text encoder; a small encoder "
+                                       "whose loss stays high after inner_steps needs a larger one (the demo "
+                                       "model's 64-wide one: 0.3)."),
             ],
             outputs=[io.Model.Output(display_name="MODEL"), io.Latent.Output(display_name="x_T"),
                      io.Sigmas.Output(display_name="sigmas")],
@@ -123,7 +128,7 @@ class NullTextInversion(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, latent, positive, negative, steps, cfg, inner_steps, early_stop,
-                scheduler="ddim_uniform"):
+                scheduler="ddim_uniform", learning_rate=1e-2):
         import comfy.utils
 
         node = "AttnEdit_NullTextInversion"
@@ -133,6 +138,7 @@ class NullTextInversion(io.ComfyNode):
         sigmas = schedule(model, steps, scheduler)
         pbar = comfy.utils.ProgressBar(len(sigmas) - 1)
         x_T, plan, losses = null_text_invert(model, latent, positive, negative, cfg, sigmas, inner_steps, early_stop,
+                                             learning_rate,
                                              progress=lambda done, total: pbar.update_absolute(done, total))
         log.info("%s: per-step reconstruction loss %s", node, ", ".join(f"{v:.2e}" for v in losses))
         out = {k: v for k, v in latent.items() if k not in ("samples", "noise_mask")}

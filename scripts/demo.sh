@@ -12,4 +12,4 @@ if ! comfyui_offer; then
   exit 2
 fi
 source scripts/env.sh
-"$PY" scripts/run_examples.py "$@" 2> >(grep -v "WARNING\|Traceback\|^  File\|^    \|ModuleNotFound\|IMPORT FAILED\|it/s\]" >&2)
+"$PY" scripts/run_examples.py "$@"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Clone the ComfyUI release this pack is tested with into $COMFYUI_PATH (default ~/ComfyUI) and install its
 # requirements into the pack's virtual environment (scripts/env.sh). Safe to re-run: an existing checkout is
-# kept and only its requirements are (re)installed.
+# kept and its requirements are installed when they changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/comfyui.sh
@@ -19,9 +19,5 @@ else
   git -c advice.detachedHead=false clone -q --depth 1 --branch "$COMFYUI_TAG" "$COMFYUI_URL" "$COMFY"
   echo "Cloned ComfyUI $COMFYUI_TAG into $COMFY."
 fi
-source scripts/env.sh
-requirements="$(mktemp)"
-trap 'rm -f "$requirements"' EXIT
-comfyui_requirements "$COMFY/requirements.txt" > "$requirements"
-"$PY" -m pip install -q -r "$requirements"
-echo "ComfyUI's requirements are installed in $(dirname "$(dirname "$PY")") (torch kept as the pack pins it)."
+source scripts/env.sh  # installs ComfyUI's requirements.txt with the pack's, at the versions of constraints.txt
+echo "ComfyUI's requirements are installed in $VENV (torch as requirements-dev.txt pins it)."

@@ -13,7 +13,9 @@ on tiny random-weight models: the images are noise, but every node and sampler p
 from __future__ import annotations
 
 import argparse
+import contextlib
 import html
+import io
 import json
 import sys
 import time
@@ -41,7 +43,14 @@ def main() -> int:
     from scripts.workflows import DEMO_SPECS, SPECS, on_tiny_models
     from tests.comfy_harness import Comfy
 
-    comfy = Comfy(pytorch_attention=True)
+    started = time.perf_counter()
+    with _comfyui_output() as boot_log:
+        try:
+            comfy = Comfy(pytorch_attention=True)
+        except BaseException:
+            print(boot_log.getvalue(), file=sys.stderr)
+            raise
+    boot = time.perf_counter() - started
     import folder_paths
 
     folder_paths.set_output_directory(str(out))
@@ -58,6 +67,7 @@ def main() -> int:
             needs_blip = any(n["class_type"] == "AttnEdit_BLIPCaption" for n in api.values())
             if needs_blip and not opts.blip:
                 rows.append((name, "skipped: needs --blip", 0.0, []))
+                print(f"{name:34s} skipped (needs --blip)", flush=True)
                 continue
             for node in api.values():
                 if node["class_type"] == "CheckpointLoaderSimple":
@@ -68,13 +78,19 @@ def main() -> int:
             api = on_tiny_models(api, size=256, steps=10)
         comfy.reset_cache()
         start = time.perf_counter()
-        result = comfy.run(api, expect_success=False)
+        with _comfyui_output() as log:
+            result = comfy.run(api, expect_success=False)
         seconds = time.perf_counter() - start
         images = sorted((img for o in result.get("outputs", {}).values() for img in o.get("images", [])),
                         key=_image_order)
         status = "ok" if result["ok"] else "failed: " + str(result["error"].get("exception_message", result["error"]))
         rows.append((name, status, seconds, images))
-        print(f"{name:32s} {status[:70]:70s} {seconds:6.1f} s  {len(images)} image(s)", flush=True)
+        print(f"{name:34s} {'ok' if result['ok'] else 'failed':6s} {seconds:6.1f} s", flush=True)
+        if not result["ok"]:
+            print(_failure(log.getvalue(), result["error"]), file=sys.stderr, flush=True)
+    ran = [r for r in rows if not r[1].startswith("skipped")]
+    print(f"{sum(r[1] == 'ok' for r in ran)}/{len(ran)} ok in {time.perf_counter() - started:.0f} s "
+          f"(ComfyUI start {boot:.0f} s, workflows {sum(r[2] for r in ran):.0f} s)")
     if opts.thumbnails and demo:
         for path in write_thumbnails(out, rows):
             print("wrote", path.relative_to(REPO))
@@ -86,6 +102,25 @@ def main() -> int:
     print(f"grid:   {grid}")
     print(f"\nreport: {report}")
     return 0 if all(r[1] == "ok" or r[1].startswith("skipped") for r in rows) else 1
+
+
+@contextlib.contextmanager
+def _comfyui_output():
+    """ComfyUI's own output while it starts or runs a workflow (log records, progress bars, the tracebacks of its
+    optional imports) goes to a buffer, not the terminal; the demo prints it only for a workflow that fails."""
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
+        yield buffer
+
+
+def _failure(log: str, error: dict) -> str:
+    """A failed workflow's error in full: what ComfyUI printed while it ran, then the node's traceback."""
+    if "traceback" in error:
+        detail = (f"node {error.get('node_id')} ({error.get('node_type')}): {error.get('exception_type')}: "
+                  f"{error.get('exception_message')}\n" + "".join(error["traceback"]))
+    else:
+        detail = json.dumps(error, indent=1, default=str)
+    return f"{log.rstrip()}\n{detail}".strip()
 
 
 # A checkpoint workflow's thumbnail is its demo twin's output (no real weights here to render it with).

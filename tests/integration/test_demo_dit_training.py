@@ -1,6 +1,8 @@
 """The demo DiT's training script: ComfyUI's own Flux and T5 forward code trains, deterministically, resumably."""
 import torch
 
+from inversion.comfy_autograd import plain_torch_rope
+
 
 def _train_a_little(steps=2, expect_first_step=0, **checkpointing):
     from demo_model import dit_architecture as arch
@@ -58,6 +60,13 @@ def test_training_forward_is_comfyuis_and_gradients_reach_t5(comfy):
             if ".lin." in name or name.startswith("final_layer."):
                 p.normal_(0, 0.05)
     assert D.check_training_forward(dm, text) < 1e-3
+    with plain_torch_rope():  # as training runs: comfy-kitchen's RoPE has no autograd and no float64
+        _float64_forward_is_comfyuis_and_gradients_reach_t5(dm, text)
+
+
+def _float64_forward_is_comfyuis_and_gradients_reach_t5(dm, text):
+    from demo_model import train_dit as D
+
     # in float64 the NoInplace forward is ComfyUI's exactly (float32 differs by the attention kernel's rounding)
     dm.double()
     text.t5.transformer.double()

@@ -68,7 +68,14 @@ def test_get_comfyui_clones_the_tested_release_and_installs_its_requirements(tmp
         pytest.skip("not running inside the pack's virtual environment (scripts/env.sh)")
     src, dest = _release_repo(tmp_path), tmp_path / "ComfyUI"
     env = dict(COMFYUI_PATH=str(dest), COMFYUI_REPO_URL=f"file://{src}", ATTN_EDIT_VENV=str(venv))
-    run = bash("bash scripts/get_comfyui.sh", tmp_path, **env)
+    stamp = venv / ".attn-edit-requirements.sha"
+    kept = {p: p.read_bytes() for p in (stamp, venv / ".attn-edit-comfyui-requirements.txt") if p.is_file()}
+    try:
+        run = bash("bash scripts/get_comfyui.sh", tmp_path, **env)
+        assert "pytest" in (venv / ".attn-edit-comfyui-requirements.txt").read_text()  # the stand-in's own list
+    finally:  # the venv is the real one: leave it recorded as the real ComfyUI's
+        for path, content in kept.items():
+            path.write_bytes(content)
     assert run.returncode == 0, run.stderr
     assert (dest / "comfy" / "model_patcher.py").is_file()
     head = subprocess.run(["git", "describe", "--tags"], cwd=dest, capture_output=True, text=True).stdout.strip()
@@ -77,7 +84,11 @@ def test_get_comfyui_clones_the_tested_release_and_installs_its_requirements(tmp
     run = bash("source scripts/comfyui.sh; comfyui_offer && echo found", tmp_path, **env)
     assert run.stdout.strip() == "found"
     # re-running keeps the checkout
-    assert bash("bash scripts/get_comfyui.sh", tmp_path, **env).returncode == 0
+    try:
+        assert bash("bash scripts/get_comfyui.sh", tmp_path, **env).returncode == 0
+    finally:
+        for path, content in kept.items():
+            path.write_bytes(content)
 
 
 def test_get_comfyui_without_network_says_what_to_run(tmp_path):
@@ -116,3 +127,46 @@ def test_browser_setup_installs_the_frontend_comfyui_pins_and_only_then(tmp_path
     assert run.returncode == 0 and pip == "" and run.stderr == ""
     run, pip = _fake_browser_setup(tmp_path / "opted_out", "1.30.0", ATTN_EDIT_NO_BROWSER="1")
     assert run.returncode == 0 and pip == ""
+
+
+def _names(requirements: str) -> set[str]:
+    """Distribution names of a requirements or constraints file, normalised as pip compares them."""
+    import re
+
+    names = set()
+    for line in requirements.splitlines():
+        line = line.split("#")[0].strip()
+        if line and not line.startswith("-"):
+            names.add(re.sub(r"[-_.]+", "-", re.split(r"[<>=!~;\[ ]", line)[0]).lower())
+    return names
+
+
+def test_constraints_pin_every_requirement_of_the_test_environment():
+    """A fresh machine gets the versions CI tested: every package the environment asks for has an exact pin,
+    comfy-kitchen (which ComfyUI's requirements bring to every user) included."""
+    constraints = (REPO / "constraints.txt").read_text()
+    pinned = {n for n in _names(constraints)}
+    assert all("==" in line for line in constraints.splitlines() if line and not line.startswith("#"))
+    wanted = _names((REPO / "requirements-dev.txt").read_text()) | _names((REPO / "requirements.txt").read_text())
+    comfy_requirements = Path(os.environ.get("COMFYUI_PATH", "~/ComfyUI")).expanduser() / "requirements.txt"
+    if comfy_requirements.is_file():
+        wanted |= _names(comfy_requirements.read_text()) - {"torch", "torchvision", "torchaudio"}
+    assert wanted - pinned == set()
+    assert "comfy-kitchen" in pinned
+
+
+def test_the_environment_the_tests_run_in_has_the_pinned_versions():
+    if not (Path(sys.prefix) / ".attn-edit-requirements.sha").is_file():
+        pytest.skip("not running inside the pack's virtual environment (scripts/env.sh)")
+    import importlib.metadata as metadata
+
+    drift = []
+    for line in (REPO / "constraints.txt").read_text().splitlines():
+        name, _, version = line.partition("==")
+        try:
+            have = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue  # pinned for ComfyUI's requirements; absent where no ComfyUI was found
+        if have.split("+")[0] != version.strip():
+            drift.append(f"{name} {have} (constraints.txt: {version})")
+    assert not drift, drift
