@@ -111,3 +111,18 @@ def text_maps(q, k, text: slice, image: slice, rows: list[int]) -> torch.Tensor:
     kt = k[rows][:, :, text].float()
     probs = torch.softmax(qi @ kt.transpose(-1, -2) * qi.shape[-1] ** -0.5, dim=-1)
     return probs.mean(1)
+
+
+def output_maps(out, text: slice, image: slice, rows: list[int], tokens: list[int] | None = None) -> torch.Tensor:
+    """ConceptAttention's maps (Helbling et al. 2025, concept_attention/flux/dit_block.py): the dot product of each
+    image token's attention output (before the output projection) with each text token's, softmaxed over the
+    text tokens (or over `tokens`, positions within the text span; others get 0), in fp32: [R, HW, T].
+    out [B, L, C] is the joint attention's output."""
+    o = out[rows].float()
+    oi, ot = o[:, image], o[:, text]
+    scores = oi @ ot.transpose(-1, -2)
+    if tokens is None:
+        return torch.softmax(scores, dim=-1)
+    maps = torch.zeros_like(scores)
+    maps[..., tokens] = torch.softmax(scores[..., tokens], dim=-1)
+    return maps

@@ -14,4 +14,4 @@ fi
 source scripts/env.sh
 source scripts/browser.sh
 browser_setup
-"$PY" -m pytest tests -rs -p no:cacheprovider "$@"
+"$PY" -m pytest tests -rs -p no:cacheprovider --durations=15 "$@"

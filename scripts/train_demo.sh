@@ -4,9 +4,18 @@
 # hours on 2 CPU cores. Every stage keeps its state under $WORK (default ~/.cache/attn-edit-train/recipe) and a
 # rerun skips finished stages and resumes an interrupted one. Needs ComfyUI ($COMFYUI_PATH) for its classes.
 #   bash scripts/train_demo.sh [OUT]   (default demo_model/attn_edit_demo.safetensors)
+#   bash scripts/train_demo.sh --try   (a few steps of every phase, nothing kept: checks the set-up)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
+if [ "${1:-}" = "--try" ]; then  # a few steps of every phase into a scratch folder: checks the set-up in a minute
+  scratch="$(mktemp -d)"
+  trap 'rm -rf "$scratch"' EXIT
+  PYTHONPATH=. "$PY" -m demo_model.train --out "$scratch/try.safetensors" --vae-steps 2 --vae-batch 2 --pool 16 \
+    --text-steps 2 --text-batch 4 --steps 3 --batch 4
+  echo "training works here (a few steps of each phase; nothing kept)"
+  exit 0
+fi
 OUT="${1:-demo_model/attn_edit_demo.safetensors}"
 WORK="${WORK:-$HOME/.cache/attn-edit-train/recipe}"
 mkdir -p "$WORK"

@@ -1,6 +1,6 @@
 import pytest
 
-from tests.comfy_harness import Comfy, comfyui_found, comfyui_path
+from tests.comfy_harness import Comfy, comfyui_found, comfyui_path, forget_dead_models
 
 
 @pytest.fixture(scope="session")
@@ -8,6 +8,13 @@ def comfy():
     if not comfyui_found():
         pytest.skip(f"no ComfyUI at {comfyui_path()} (bash scripts/get_comfyui.sh, or set COMFYUI_PATH)")
     return Comfy()
+
+
+@pytest.fixture(autouse=True)
+def _no_dead_models():
+    """Tests drop the clones they made in any order; see comfy_harness.forget_dead_models."""
+    yield
+    forget_dead_models()
 
 
 def sampler_workflow(layout="sd15", patch=None, positive="a cat sitting on a mat", negative="", width=64,

@@ -2,7 +2,7 @@
 import torch
 
 from attention.edits import cross_coefficients, row_kinds, EditRow
-from attention.joint_edits import mix_joint_attention, splice_attention, text_maps
+from attention.joint_edits import mix_joint_attention, output_maps, splice_attention, text_maps
 
 H, D, T, I = 2, 8, 6, 5
 
@@ -86,3 +86,21 @@ def test_text_maps_are_softmax_over_the_text_keys():
     torch.testing.assert_close(maps.sum(-1), torch.ones(1, I, dtype=maps.dtype))
     expected = torch.softmax(joint_logits(q[1:, :, T:], k[1:, :, :T]).float(), -1).mean(1)
     torch.testing.assert_close(maps, expected)
+
+
+def test_output_maps_put_an_image_token_on_the_word_whose_output_it_shares():
+    """ConceptAttention's map: image token i's output equal (up to scale) to text token t's output sends i's mass
+    to t; each image token's map is a distribution over the text tokens (or over the chosen ones only)."""
+    g = torch.Generator().manual_seed(0)
+    text_out = torch.randn(1, 4, 16, generator=g) * 3
+    image_out = torch.randn(1, 6, 16, generator=g) * 0.1
+    image_out[0, 2] = text_out[0, 1]
+    image_out[0, 5] = text_out[0, 3]
+    out = torch.cat([text_out, image_out], dim=1)
+    maps = output_maps(out, slice(0, 4), slice(4, 10), [0])
+    assert maps.shape == (1, 6, 4)
+    assert torch.allclose(maps.sum(-1), torch.ones(1, 6))
+    assert maps[0, 2].argmax() == 1 and maps[0, 5].argmax() == 3
+    only = output_maps(out, slice(0, 4), slice(4, 10), [0], tokens=[0, 1, 2])
+    assert torch.all(only[..., 3] == 0) and torch.allclose(only.sum(-1), torch.ones(1, 6))
+    assert only[0, 2].argmax() == 1
