@@ -4,7 +4,7 @@ Two things stand between autograd and a model ComfyUI built:
 
 * Inference tensors. ComfyUI builds models inside torch.inference_mode() (0.8.0 execution.py:
   PromptExecutor.execute_async runs every node under it), so every weight is an inference tensor, which
-  autograd refuses to save for backward. `autograd_safe` copies them per call.
+  autograd refuses to save for backward. `autograd_safe` hands autograd a normal copy of each, made once.
 * comfy-kitchen's RoPE. ComfyUI's requirements.txt installs comfy-kitchen, and then
   comfy/ldm/flux/math.py binds `apply_rope` / `apply_rope1` to the custom ops
   `torch.ops.comfy_kitchen.apply_rope{,1}`, which have no autograd formula ("Trying to backward through
@@ -125,7 +125,7 @@ class autograd_safe(torch.overrides.TorchFunctionMode):
             if kept is None or kept[0] is not value:  # the original is held, so its id is not reused
                 kept = self._copies[id(value)] = (value, value.clone())
             return kept[1]
-        if isinstance(value, (list, tuple)) and any(isinstance(v, torch.Tensor) and v.is_inference() for v in value):
+        if type(value) in (list, tuple) and any(isinstance(v, torch.Tensor) and v.is_inference() for v in value):
             return type(value)(self._normal(v) for v in value)
         return value
 
