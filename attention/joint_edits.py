@@ -58,7 +58,8 @@ def splice_attention(attend, q_src, k_src, q_own, k_own, v, text: slice):
 
 
 def mix_joint_attention(q, k, v, text: slice, attend, chunk_starts: list[int], mappers, a, b,
-                        kinds: tuple[list[bool], list[bool]], inject_image: bool):
+                        kinds: tuple[list[bool], list[bool]], inject_image: bool, key_scale=None,
+                        text_value_scale=None):
     """Joint-attention output [B, L, H·D] with every positive chunk's rows 1.. edited from its row 0.
 
     q/k/v [B, H, L, D]; text: the text token span (text first); mappers [E, T, T]; a, b [E, T] (edits.py
@@ -81,10 +82,14 @@ def mix_joint_attention(q, k, v, text: slice, attend, chunk_starts: list[int], m
     v_mapped = v_rows.clone()
     v_mapped[:, :, text] = _heads_back(map_values(mappers[index], a[index], v_text), heads)
     q_src, q_own = q[sources][:, :, image_idx], q[rows][:, :, image_idx]
+    k_src = k[sources]
+    if key_scale is not None:
+        k_src = k_src.clone()
+        k_src[:, :, text] = k_src[:, :, text] * key_scale[index].to(k_src)[:, None, :, None]
     if inject_image:
-        edited_out = attend(q_src, k[sources], v_mapped)
+        edited_out = attend(q_src, k_src, v_mapped)
     else:
-        edited_out = splice_attention(attend, q_src, k[sources], q_own, k[rows], v_mapped, text)
+        edited_out = splice_attention(attend, q_src, k_src, q_own, k[rows], v_mapped, text)
     own_rows = [i for i, (_, e) in enumerate(edited) if not source_only[e]]
     if own_rows:
         sel = torch.tensor(own_rows)
@@ -95,7 +100,11 @@ def mix_joint_attention(q, k, v, text: slice, attend, chunk_starts: list[int], m
     # everything else attends as the model would: other rows whole, edited rows' text queries
     edited_rows = {start + 1 + e for start, e in edited}
     plain_rows = torch.tensor([r for r in range(q.shape[0]) if r not in edited_rows], dtype=torch.long)
-    text_out = attend(q[rows][:, :, text], k[rows], v[rows])
+    v_for_text = v[rows]
+    if text_value_scale is not None:
+        v_for_text = v_for_text.clone()
+        v_for_text[:, :, text] = v_for_text[:, :, text] * text_value_scale[index].to(v)[:, None, :, None]
+    text_out = attend(q[rows][:, :, text], k[rows], v_for_text)
     out = torch.empty(q.shape[0], q.shape[2], edited_out.shape[-1], dtype=edited_out.dtype, device=edited_out.device)
     if len(plain_rows):
         out[plain_rows] = attend(q[plain_rows], k[plain_rows], v[plain_rows])

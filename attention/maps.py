@@ -8,7 +8,7 @@ import uuid
 
 from .comfy_patch import AttentionEditor, JointCall, RunState, plain_attention
 from .edits import MAX_TOKENS, attention_probabilities, token_maps
-from .joint_edits import text_maps
+from .joint_maps import block_word_maps, late_step, run_map_orders
 
 LEVELS = {"latent/4 (P2P)": 2, "latent/2": 1, "latent/8": 3, "all": None}
 
@@ -18,8 +18,9 @@ RESULTS: dict[str, dict] = {}
 
 
 class MapRecorder(AttentionEditor):
-    """Records head-, layer- and step-averaged attention maps of the positive rows onto the text tokens
-    (UNet cross-attention; the image-query × text-key block of joint attention); edits nothing.
+    """Records layer- and step-averaged attention maps of the positive rows onto the text tokens, edits nothing:
+    UNet cross-attention probabilities averaged over heads; on joint attention the maps of joint_maps.py (output
+    maps of the later blocks over the second half of the steps).
 
     The result of a run is published in RESULTS[self.key] (`take_result`)."""
 
@@ -38,15 +39,17 @@ class MapRecorder(AttentionEditor):
         RESULTS.pop(self.key, None)
 
     def joint_attention(self, call: JointCall, run: RunState):
+        out = call.plain()
         starts = run.step.chunk_rows(0)
-        if starts:
+        if (starts and call.layer.order in run_map_orders(run)
+                and late_step(run.step.index, run.step.total)):
             rows = list(range(starts[0], starts[0] + run.step.rows_per_chunk))
-            maps = text_maps(call.q, call.k, call.text, call.image, rows)
+            maps = block_word_maps(call, out, rows)
             hw = run.step.grid
             acc = run.data["maps"].get(hw)
             run.data["maps"][hw] = maps if acc is None else acc + maps
             run.data["counts"][hw] = run.data["counts"].get(hw, 0) + 1
-        return call.plain()
+        return out
 
     def cross_attention(self, q, k, v, heads, extra_options, run: RunState):
         level = run.layer(extra_options).level
@@ -74,6 +77,16 @@ class MapRecorder(AttentionEditor):
             total = m if total is None else total + m
         RESULTS[self.key] = {"maps": (total / len(recorded)).cpu(),  # [B, T, H, W]
                              "layer_calls": sum(run.data["counts"].values())}
+
+
+def word_masks(maps: torch.Tensor, slot_groups: list[list[int]], size: tuple[int, int]) -> torch.Tensor:
+    """maps [T, h, w] -> MASK [len(slot_groups), H, W]: per group the sum of its slots' maps, divided by its
+    maximum (0-1), resized bilinearly to `size`. No group: one all-zero mask."""
+    if not slot_groups:
+        return torch.zeros(1, *size)
+    m = torch.stack([maps[slots].float().sum(0) for slots in slot_groups])
+    m = m / m.amax(dim=(1, 2), keepdim=True).clamp_min(1e-12)
+    return F.interpolate(m[:, None], size=size, mode="bilinear", align_corners=False)[:, 0].clamp(0, 1)
 
 
 def _colormap(x: torch.Tensor) -> torch.Tensor:

@@ -90,6 +90,19 @@ def parse_blend_words(text: str) -> tuple[list[str], list[str]]:
     return phrases[0], phrases[1]
 
 
+MASK_WORDS_SYNTAX = "words separated by '|', one mask each; words joined by ',' share one mask   e.g. 'cat | red, ball'"
+
+
+def parse_mask_words(text: str) -> list[list[str]]:
+    """'cat | red, ball' -> [['cat'], ['red', 'ball']]: one mask per '|'-separated entry, the sum of its words."""
+    if not text.strip():
+        return []
+    groups = [[" ".join(e.split()) for e in _entries(side)] for side in text.split("|")]
+    if any(not g for g in groups):
+        raise ValueError(f"cannot read {text.strip()!r}: an entry between '|' is empty; expected {MASK_WORDS_SYNTAX}")
+    return groups
+
+
 def parse_prompt_lines(text: str) -> list[str]:
     """One prompt per non-empty line, stripped."""
     return [line.strip() for line in text.splitlines() if line.strip()]

@@ -15,8 +15,9 @@ import torch
 from .comfy_patch import AttentionEditor, JointCall, RunState, plain_attention
 from .edits import (attention_probabilities, cross_coefficients, inject_self_attention, mix_cross_attention,
                     row_kinds, schedule_step, self_window_active, token_maps)
-from .joint_edits import mix_joint_attention, text_maps
-from .local_blend import apply_blend, blend_mask, word_maps
+from .joint_edits import mix_joint_attention
+from .joint_maps import block_word_maps, run_map_orders
+from .local_blend import JOINT_POOL, apply_blend, blend_mask, user_region, word_maps
 from .p2p_plan import P2PPlan
 
 # Official P2P injects self-attention and reads local-blend maps where a layer has at most 16² tokens
@@ -45,16 +46,20 @@ def _edit_level(run: RunState, extra_options: dict) -> int:
     return min(level, run.max_level)
 
 
+REWEIGHT_MECHANISM = "values"
 ROWS_MARK = "attn_edit_rows"  # conditioning key: which P2P edit produced these rows
 
 
 class P2PEditor(AttentionEditor):
     shares_row_noise = True
 
-    def __init__(self, plan: P2PPlan, joint_self_blocks: frozenset[int] | None = None):
+    def __init__(self, plan: P2PPlan, joint_self_blocks: frozenset[int] | None = None,
+                 user_mask: torch.Tensor | None = None):
         """joint_self_blocks: joint-attention blocks (by order) that take the source's image-key block during
-        self_replace; None = every block."""
+        self_replace; None = every block. user_mask: [M, H, W] in 0-1, M = 1 or one per edited prompt: the region
+        the edits may change."""
         self.plan = plan
+        self.user_mask = user_mask
         self.node_name = plan.node_name
         self.joint_self_blocks = joint_self_blocks
         self.key = uuid.uuid4().hex  # the node marks its positive output with it (ROWS_MARK)
@@ -132,24 +137,43 @@ class P2PEditor(AttentionEditor):
                 "ComfyUI repeat the positive, which changes joint attention: shorten the negative prompt (or use "
                 "the same text encoder for both).")
         step = run.step
-        if self.plan.blend_tokens is not None:
-            self._accumulate_joint_blend_maps(call, run, starts[0])
         a, b, mappers, kinds = self._coefficients(run, call.q.device)
         inject = (self_window_active(self.plan.self_start, self.plan.self_end, step.index, step.total)
                   and (self.joint_self_blocks is None or call.layer.order in self.joint_self_blocks))
         if all(kinds[1]) and not inject:
-            return call.plain()
-        summary = run.data["summary"]
-        summary["edited_joint_calls"] = summary.get("edited_joint_calls", 0) + 1
-        if inject:
-            summary["injected_self_calls"] += 1
-        return mix_joint_attention(call.q, call.k, call.v, call.text, call.attend, starts, mappers, a, b, kinds,
-                                   inject)
+            out = call.plain()
+        else:
+            summary = run.data["summary"]
+            summary["edited_joint_calls"] = summary.get("edited_joint_calls", 0) + 1
+            if inject:
+                summary["injected_self_calls"] += 1
+            key_scale = None
+            if REWEIGHT_MECHANISM == "logits":
+                import dataclasses
+                r = torch.stack([row.reweight for row in self.plan.rows]).to(a)
+                a1, _ = cross_coefficients([dataclasses.replace(row, reweight=torch.ones_like(row.reweight))
+                                            for row in self.plan.rows], step.index, step.total)
+                a1 = a1.to(a)
+                key_scale = torch.where(a1 > 0, r, torch.ones_like(r))
+                a = a1
+            text_scale = None
+            if REWEIGHT_MECHANISM == "values+text":
+                import dataclasses
+                r = torch.stack([row.reweight for row in self.plan.rows]).to(a)
+                a1, _ = cross_coefficients([dataclasses.replace(row, reweight=torch.ones_like(row.reweight))
+                                            for row in self.plan.rows], step.index, step.total)
+                text_scale = torch.where(a1.to(a) > 0, r, torch.ones_like(r))
+            out = mix_joint_attention(call.q, call.k, call.v, call.text, call.attend, starts, mappers, a, b, kinds,
+                                      inject, key_scale, text_scale)
+        if self.plan.blend_tokens is not None and call.layer.order in run_map_orders(run):
+            self._accumulate_joint_blend_maps(call, out, run, starts[0])
+        return out
 
-    def _accumulate_joint_blend_maps(self, call: JointCall, run: RunState, start: int):
+    def _accumulate_joint_blend_maps(self, call: JointCall, out, run: RunState, start: int):
+        """Local blend's maps on joint attention: joint_maps.py's definition, every step so far."""
         rows = list(range(start, start + self.plan.n_prompts))
         h, w = run.step.grid
-        maps = text_maps(call.q, call.k, call.text, call.image, rows)  # [N, HW, T]
+        maps = block_word_maps(call, out, rows)  # [N, HW, T]
         words = word_maps(maps, self.plan.blend_tokens).reshape(len(rows), h, w)
         acc = run.data.get("blend_maps")
         run.data["blend_maps"] = words if acc is None or acc.shape != words.shape else acc + words
@@ -172,14 +196,31 @@ class P2PEditor(AttentionEditor):
         run.data["summary"]["blend_map_size"] = (int(h), int(w))
 
     def post_cfg(self, denoised: torch.Tensor, args: dict, run: RunState) -> torch.Tensor:
-        """Local blend on the denoised prediction (sampler-agnostic; see attention/local_blend.py)."""
-        acc = run.data.get("blend_maps")
+        """Local blend on the denoised prediction (sampler-agnostic; see attention/local_blend.py): the user's mask
+        at every step, the blend words' mask from blend_start on, their product when both are given."""
         step = run.step
-        if acc is None or step is None or step.index < schedule_step(self.plan.blend_start, step.total):
+        if step is None or denoised.shape[0] != self.plan.n_prompts:
             return denoised
-        if denoised.shape[0] != self.plan.n_prompts:
+        mask = self._user_region(denoised, run)
+        acc = run.data.get("blend_maps")
+        if acc is not None and step.index >= schedule_step(self.plan.blend_start, step.total):
+            pool = JOINT_POOL if run.step.grid != (0, 0) else 3  # UNet: the official 3×3
+            words = blend_mask(acc, self.plan.blend_threshold, tuple(denoised.shape[-2:]), pool).to(denoised.device)
+            words = words.reshape(words.shape[0], 1, *([1] * (denoised.ndim - 4)), *words.shape[-2:])  # frame axes
+            run.data["summary"]["blend_applied"] += 1
+            run.data["summary"]["blend_mask"] = words.detach().cpu()
+            mask = words if mask is None else mask * words
+        if mask is None:
             return denoised
-        mask = blend_mask(acc, self.plan.blend_threshold, tuple(denoised.shape[-2:]))
-        run.data["summary"]["blend_applied"] += 1
-        run.data["summary"]["blend_mask"] = mask.detach().cpu()
         return apply_blend(denoised, mask)
+
+    def _user_region(self, denoised: torch.Tensor, run: RunState) -> torch.Tensor | None:
+        """The user's mask at the latent's size, one per edited row ([E, 1, (T,) H, W]); computed once per run."""
+        if self.user_mask is None:
+            return None
+        cached = run.data.get("user_region")
+        if cached is None or cached.shape[2:] != denoised.shape[2:] or cached.device != denoised.device:
+            cached = user_region(self.user_mask, denoised.shape[0] - 1, tuple(denoised.shape[2:]))
+            cached = run.data["user_region"] = cached.to(denoised)
+            run.data["summary"]["user_mask_covers"] = float(cached.mean())
+        return cached

@@ -335,22 +335,29 @@ def p2p_refine(comfy, trials: int, seed: int = 300) -> tuple[Summary, Summary]:
     return ref, naive
 
 
+REWEIGHT_FACTORS = (-2.0, -1.0, 0.0, 1.0, 2.0)  # the paper's range
+
+
+def _saturation(rgb) -> float:
+    r = np.asarray(rgb, dtype=float)
+    return float((r.max() - r.min()) / max(r.max(), 1e-6))
+
+
 def _reweight_measure(image: np.ndarray, attr: str, word: str) -> float | None:
-    """How strongly the single object shows the reweighted word: for a colour, minus its RGB distance to the
-    named colour; for 'large', its extent; for 'small', minus its extent. None unless one object is found."""
+    """How strongly the single object shows the reweighted word: for a colour, the saturation of its colour; for
+    'large', its area (pixels); for 'small', minus its area. None unless one object is found."""
     o = _only(analyse(image))
     if o is None:
         return None
     if attr == "colour":
-        return -float(np.linalg.norm(np.array(o.rgb) - COLOURS[word]))
-    return o.extent if word == "large" else -o.extent
+        return _saturation(o.rgb)
+    return float(o.area) if word == "large" else -float(o.area)
 
 
-def p2p_reweight(comfy, trials: int, attr: str = "colour", factors=(-1.0, 0.0, 1.0, 2.0, 4.0),
-                 seed: int = 400) -> dict:
+def p2p_reweight(comfy, trials: int, attr: str = "colour", factors=REWEIGHT_FACTORS, seed: int = 400) -> dict:
     """Reweight the object's colour (or size) word: how strongly the image shows that word should rise with the
-    factor (at -1 and 0 the word is ignored, so the model picks freely). Returns the mean Spearman
-    correlation (factor vs measure, see _reweight_measure) and the mean measure per factor."""
+    factor. Returns the mean Spearman correlation over prompts (factor vs measure, see _reweight_measure; a prompt
+    counts when every factor's image has one object) and the mean measure per factor."""
     from scipy.stats import spearmanr
 
     rng = np.random.default_rng(seed)
@@ -374,13 +381,16 @@ def p2p_reweight(comfy, trials: int, attr: str = "colour", factors=(-1.0, 0.0, 1
             "measure": {f: float(np.mean(v)) if v else float("nan") for f, v in measures.items()}}
 
 
-def local_blend(comfy, trials: int, seed: int = 500) -> dict:
+def local_blend(comfy, trials: int, seed: int = 500, user_mask: bool = False) -> dict:
     """Two objects; swap the first one's shape. Mean |pixel change| of the other object's box and of the
     background: P2P with local blend (maps at DEMO_BLEND_RESOLUTION and at the official auto choice), P2P
-    without, naive baseline; the swap's success rate; the share of the latent the final blend masks cover."""
+    without, naive baseline, and (user_mask) P2P with a user mask of the edited object's box (as a user would draw
+    it in the mask editor); the swap's success rate; the share of the latent the final blend masks cover and of
+    the edited and the other object's boxes inside them."""
     rng = np.random.default_rng(seed)
-    rows = {k: {"other": [], "background": [], "success": []} for k in ("blend", "blend_auto", "p2p", "naive")}
-    coverage = {"blend": [], "blend_auto": []}  # of the blend rows' final masks
+    kinds = ("blend", "blend_auto", "p2p", "naive") + (("user_mask",) if user_mask else ())
+    rows = {k: {"other": [], "background": [], "success": []} for k in kinds}
+    masks = {k: {"mask": [], "edited_in_mask": [], "other_in_mask": []} for k in ("blend", "blend_auto")}
     for i in range(trials):
         scene = _scene(rng, n=2)
         first, other = scene.objects
@@ -390,22 +400,27 @@ def local_blend(comfy, trials: int, seed: int = 500) -> dict:
         tgt_text = _swap(src_text, first.shape, new)
         blend = {"source_prompt": src_text, "target_prompts": tgt_text, "blend_words": f"{first.shape} | {new}"}
         blended = p2p(comfy, "AttnEdit_P2PReplace", 5000 + i, **blend, blend_resolution=DEMO_BLEND_RESOLUTION)
-        mask_coverage = _last_blend_mask_coverage(comfy)
+        mask = _last_blend_mask(comfy)
         source = blended[0]
         found = analyse(source).objects
         if len(found) != 2:
             continue
+        # which found object is the edited one: the one whose colour is the first object's
+        edited = min(found, key=lambda o: np.sum((np.array(o.rgb) - COLOURS[first.colour]) ** 2))
+        kept = [o for o in found if o is not edited][0]
+        box, edited_box = ~_outside_mask([kept], SIZE), ~_outside_mask([edited], SIZE)
         blended_auto = p2p(comfy, "AttnEdit_P2PReplace", 5000 + i, **blend)[1]
-        coverage["blend"].append(mask_coverage)
-        coverage["blend_auto"].append(_last_blend_mask_coverage(comfy))
+        for k, m in (("blend", mask), ("blend_auto", _last_blend_mask(comfy))):
+            masks[k]["mask"].append(float(m.mean()))
+            masks[k]["edited_in_mask"].append(float(m[edited_box].mean()))
+            masks[k]["other_in_mask"].append(float(m[box].mean()))
         edits = {"blend": blended[1], "blend_auto": blended_auto,
                  "p2p": p2p(comfy, "AttnEdit_P2PReplace", 5000 + i, source_prompt=src_text,
                             target_prompts=tgt_text)[1],
                  "naive": generate(comfy, tgt_text, 5000 + i)[0]}
-        # which found object is the edited one: the one whose colour is the first object's
-        edited = min(found, key=lambda o: np.sum((np.array(o.rgb) - COLOURS[first.colour]) ** 2))
-        kept = [o for o in found if o is not edited][0]
-        box = ~_outside_mask([kept], SIZE)
+        if user_mask:
+            edits["user_mask"] = p2p_with_mask(comfy, 5000 + i, edited_box, source_prompt=src_text,
+                                               target_prompts=tgt_text)[1]
         bg = _outside_mask(found, SIZE)
         for k, img in edits.items():
             diff = np.abs(source.astype(float) - img).mean(-1)
@@ -415,16 +430,35 @@ def local_blend(comfy, trials: int, seed: int = 500) -> dict:
             rows[k]["success"].append(any(o.shape == new and o.colour == first.colour for o in after))
     out = {k: {m: float(np.mean(v)) if v else float("nan") for m, v in r.items()} | {"n": len(r["other"])}
            for k, r in rows.items()}
-    for k, c in coverage.items():
-        out[k]["mask"] = float(np.mean(c)) if c else float("nan")
+    for k, r in masks.items():
+        out[k].update({m: float(np.mean(v)) if v else float("nan") for m, v in r.items()})
     return out
 
 
-def _last_blend_mask_coverage(comfy) -> float:
-    """Fraction of the latent inside the final local-blend mask of the last sampling run."""
+def p2p_with_mask(comfy, seed: int, region: np.ndarray, **inputs) -> list[np.ndarray]:
+    """P2P Replace with a user MASK (region [SIZE, SIZE] bool, 1 = may change), handed in by the test pack's mask
+    node as a mask editor would."""
+    import torch
+
+    api = _loader()
+    comfy.masks["user"] = torch.from_numpy(region.astype(np.float32))[None]
+    api["20"] = {"class_type": "AttnEditTest_Mask", "inputs": {"name": "user"}}
+    api["2"] = {"class_type": "AttnEdit_P2PReplace", "inputs": {"model": ["1", 0], "clip": ["1", 1],
+                                                               "latent": ["3", 0], **P2P, **inputs,
+                                                               "mask": ["20", 0]}}
+    api["5"] = _ksampler(["2", 0], ["2", 1], ["2", 2], seed)
+    api.update(_decode_capture(["5", 0]))
+    return _images(comfy, api)
+
+
+def _last_blend_mask(comfy) -> np.ndarray:
+    """The final local-blend mask of the last sampling run (first edited row), at the image's size (nearest)."""
     history = comfy.pack("attention.comfy_patch").RUN_HISTORY
     mask = history[-1].get("blend_mask") if history else None
-    return float("nan") if mask is None else float(mask.float().mean())
+    if mask is None:
+        return np.full((SIZE, SIZE), np.nan)
+    m = mask.float().reshape(mask.shape[0], -1, *mask.shape[-2:])[0, 0].numpy()
+    return np.kron(m, np.ones((SIZE // m.shape[0], SIZE // m.shape[1])))
 
 
 def map_localisation(comfy, trials: int, seed: int = 700) -> dict:
@@ -710,11 +744,12 @@ def _row(s: Summary) -> str:
 
 def _reweight_lines(comfy, trials: int) -> list[str]:
     lines = []
-    for attr, measure, scale in (("colour", "-RGB distance to the named colour", 1), ("size", "+-extent", 100)):
+    for attr, measure, unit in (("colour", "the object's saturation", "{:.2f}"),
+                                ("size", "area, minus the area for 'small' (px)", "{:.0f}")):
         rw = p2p_reweight(comfy, max(trials // 2, 4), attr)
         lines += ["", f"**Reweight** ({attr} word; factor vs {measure}): Spearman {rw['spearman']:.2f} over "
                       f"{rw['n']} prompts; mean " +
-                      ", ".join(f"{f:g}: {c * scale:.0f}" for f, c in rw["measure"].items())]
+                      ", ".join(f"{f:g}: {unit.format(c)}" for f, c in rw["measure"].items())]
     return lines
 
 

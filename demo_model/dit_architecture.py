@@ -17,13 +17,16 @@ import torch
 
 from .architecture import CLIP_CONFIG, IMAGE_SIZE
 
+# Over ComfyUI's t5_config_xxl.json (gated GELU, relative position buckets, vocabulary of 32128). The first two
+# training stages used FIRST_T5_CONFIG; the third widened the text path (see train_dit.py --new-text).
+T5_CONFIG = {"d_ff": 512, "d_kv": 64, "d_model": 128, "num_heads": 2, "num_layers": 6}
+FIRST_T5_CONFIG = {"d_ff": 256, "d_kv": 32, "d_model": 64, "num_heads": 2, "num_layers": 4}
+
 DIT_CONFIG = dict(image_model="flux", in_channels=16, out_channels=16, vec_in_dim=CLIP_CONFIG["hidden_size"],
-                  context_in_dim=64, hidden_size=128, mlp_ratio=4.0, num_heads=2, depth=2, depth_single_blocks=4,
+                  context_in_dim=T5_CONFIG["d_model"], hidden_size=128, mlp_ratio=4.0, num_heads=2, depth=2,
+                  depth_single_blocks=4,
                   axes_dim=[8, 28, 28], theta=10000, patch_size=1, qkv_bias=True, guidance_embed=False,
                   txt_ids_dims=[])
-
-# Over ComfyUI's t5_config_xxl.json (gated GELU, relative position buckets, vocabulary of 32128).
-T5_CONFIG = {"d_ff": 256, "d_kv": 32, "d_model": 64, "num_heads": 2, "num_layers": 4}
 
 # Every caption of demo_world fits in 32 T5 tokens; Flux pads to 256, which would triple the cost here.
 T5_MIN_LENGTH = 32
@@ -70,3 +73,10 @@ def autoencoder(config: dict | None = None):
     from comfy.ldm.models.autoencoder import AutoencoderKL
 
     return AutoencoderKL(**(config or VAE_CONFIG))
+
+
+def use_text_config(t5_config: dict) -> None:
+    """Build (and record) the DiT with another T5 width from here on: the training script's --text-config."""
+    global T5_CONFIG, DIT_CONFIG
+    T5_CONFIG = dict(t5_config)
+    DIT_CONFIG = dict(DIT_CONFIG, context_in_dim=T5_CONFIG["d_model"])

@@ -270,14 +270,30 @@ def save(path: str, dm, clip, ae, meta: dict) -> None:
     log(f"saved {path}: {os.path.getsize(path) / 2 ** 20:.1f} MiB, {sum(v.numel() for v in sd.values()):,} params")
 
 
-def read_weights(path: str) -> tuple[dict, dict]:
+def read_weights(path: str, new_text: bool = False) -> tuple[dict, dict]:
+    """A saved demo DiT whose architecture is the one being trained (new_text: up to T5's width and the DiT's
+    context_in_dim, which follows it)."""
     from pathlib import Path
 
     from demo_model import loader
     sd, meta = loader.read(Path(path))
-    if meta["architecture"] != architecture_record():
+    have, want = dict(meta["architecture"]), architecture_record()
+    if new_text:
+        for rec in (have, want):
+            rec.pop("t5")
+            rec["dit"] = {k: v for k, v in rec["dit"].items() if k != "context_in_dim"}
+    if have != want:
         raise SystemExit(f"{path} has another architecture than demo_model/dit_architecture.py")
     return sd, meta
+
+
+def load_matching(module: torch.nn.Module, sd: dict, prefix: str) -> list[str]:
+    """Load the weights under prefix whose shapes match the module's; returns the names left as initialised."""
+    own = module.state_dict()
+    part = {k[len(prefix):]: v.float() for k, v in sd.items() if k.startswith(prefix)}
+    fits = {k: v for k, v in part.items() if k in own and own[k].shape == v.shape}
+    module.load_state_dict(fits, strict=False)
+    return sorted(k for k in own if k not in fits and own[k].is_floating_point())
 
 
 def init_dit(dm) -> None:
@@ -327,7 +343,14 @@ def main(argv=None) -> int:
     p.add_argument("--checkpoint-every", type=int, default=250)
     p.add_argument("--init-from", help="continue from a saved demo DiT (its VAE, transformer and text encoders; "
                                        "no VAE training, no T5 warm start): a second schedule of --steps at --lr")
+    p.add_argument("--text-config", choices=["current", "first"], default="current",
+                   help="T5's width: dit_architecture.T5_CONFIG, or FIRST_T5_CONFIG (the first two stages)")
+    p.add_argument("--new-text", action="store_true",
+                   help="with --init-from: a T5 of another width than the file's, initialised and warm-started "
+                        "afresh (--text-steps), and the transformer's text input projection with it")
     args = p.parse_args(argv)
+    if args.text_config == "first":
+        arch.use_text_config(arch.FIRST_T5_CONFIG)
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -335,7 +358,7 @@ def main(argv=None) -> int:
 
     t_start = time.time()
     ae = arch.autoencoder()
-    init = read_weights(args.init_from) if args.init_from else None
+    init = read_weights(args.init_from, args.new_text) if args.init_from else None
     if init:
         unet_train.load_part(ae, init[0], arch.VAE_PREFIX)
         log(f"continuing from {args.init_from}")
@@ -359,7 +382,13 @@ def main(argv=None) -> int:
     dm = arch.dit_model().diffusion_model
     clip = arch.flux_clip()
     text = FluxText(clip)
-    if init:
+    if init and args.new_text:
+        init_dit(dm)
+        log(f"transformer from {args.init_from} except {load_matching(dm, init[0], arch.DIT_PREFIX)}")
+        unet_train.load_part(text.clip_l.transformer, init[0], arch.CLIP_L_PREFIX)
+        init_t5(text.t5.transformer)
+        pretrain_t5(text, args.text_steps, args.text_batch, args.seed + 50)
+    elif init:
         unet_train.load_part(dm, init[0], arch.DIT_PREFIX)
         unet_train.load_part(text.clip_l.transformer, init[0], arch.CLIP_L_PREFIX)
         unet_train.load_part(text.t5.transformer, init[0], arch.T5_PREFIX)
@@ -373,7 +402,8 @@ def main(argv=None) -> int:
     text.clip_l.transformer.eval().requires_grad_(False)
     train_flow(dm, text, latents, scenes, args.steps, args.batch, args.seed + 40, args.lr,
                checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every,
-               text_lr_scale=args.text_lr_scale, continuing=bool(init), pooled_dropout=args.pooled_dropout)
+               text_lr_scale=args.text_lr_scale, continuing=bool(init) and not args.new_text,
+               pooled_dropout=args.pooled_dropout)
     training = {k: v for k, v in vars(args).items() if k not in ("out", "checkpoint", "init_from", "unet_demo")} | {
         "flux_shift": FLUX_SHIFT, "minutes": round((time.time() - t_start) / 60, 1), "torch": torch.__version__}
     if init:  # the first schedule's record, so the file says how to rebuild it

@@ -7,7 +7,9 @@ from comfy_api.latest import io
 from ..attention.p2p_plan import InputError
 
 from ..attention.comfy_patch import backend_for, patch_model
-from ..attention.maps import LEVELS, MapRecorder, render_token_grid
+from ..attention.maps import LEVELS, MapRecorder, render_token_grid, word_masks
+from ..attention.options import parse_mask_words
+from ..attention.tokens import WordNotFound
 from .checks import require_editable_model, require_latent
 from .clip_prompts import encode_rows, prompt_encoding
 
@@ -23,8 +25,11 @@ class AttentionMaps(io.ComfyNode):
             node_id=NODE,
             display_name="P2P Attention Maps",
             category="attention_edit/prompt_to_prompt",
-            description="Samples the prompt (like KSampler) and returns a grid of per-token cross-attention maps, "
-                        "averaged over heads, layers of the chosen resolution and all steps (P2P paper, Fig. 4).",
+            description="Samples the prompt (like KSampler) and returns a grid of per-token attention maps (P2P "
+                        "paper, Fig. 4) and, for the words you name, their maps as masks. UNets: cross-attention "
+                        "averaged over heads, the layers of the chosen resolution and all steps. Transformer models "
+                        "(Flux, SD3, Qwen-Image): ConceptAttention's output maps of the later third of the blocks "
+                        "over the second half of the steps.",
             inputs=[
                 io.Model.Input("model"),
                 io.Clip.Input("clip"),
@@ -37,23 +42,34 @@ class AttentionMaps(io.ComfyNode):
                 io.Combo.Input("sampler_name", options=comfy.samplers.KSampler.SAMPLERS, default="euler"),
                 io.Combo.Input("scheduler", options=comfy.samplers.KSampler.SCHEDULERS, default="normal"),
                 io.Combo.Input("resolution", options=list(LEVELS), default="latent/4 (P2P)",
-                               tooltip="Which cross-attention layers to average: latent/4 is P2P's 16x16 at "
-                                       "512 px (SD1.x) and the 32x32 layers at 1024 px (SDXL)."),
+                               tooltip="UNets: which cross-attention layers to average: latent/4 is P2P's 16x16 "
+                                       "at 512 px (SD1.x) and the 32x32 layers at 1024 px (SDXL). Transformer "
+                                       "models have one token grid: this input does not apply."),
                 io.Vae.Input("vae", optional=True, tooltip="If given, the maps are blended over the decoded image."),
+                io.String.Input("mask_words", default="", optional=True,
+                                tooltip="Words whose maps come out as the MASK batch, one mask per '|'-separated "
+                                        "entry in that order (words joined by ',' share one mask), each scaled to "
+                                        "0-1 at the image's size: 'cat | red, ball'. Empty = one empty mask."),
                 io.Int.Input("tile_size", default=128, min=32, max=512, optional=True),
                 io.Int.Input("columns", default=8, min=1, max=32, optional=True),
             ],
-            outputs=[io.Image.Output(display_name="maps"), io.Latent.Output(display_name="LATENT")],
+            outputs=[io.Image.Output(display_name="maps"), io.Latent.Output(display_name="LATENT"),
+                     io.Mask.Output(display_name="masks")],
         )
 
     @classmethod
     def execute(cls, model, clip, latent, prompt, negative, seed, steps, cfg, sampler_name, scheduler, resolution,
-                vae=None, tile_size=128, columns=8):
+                vae=None, tile_size=128, columns=8, mask_words=""):
         import nodes
 
         require_editable_model(NODE, model)
         require_latent(NODE, model, latent)
         encoding = prompt_encoding(clip, prompt, NODE, "prompt")
+        try:
+            groups = parse_mask_words(mask_words or "")
+            mask_slots = [sorted({s for word in group for s in encoding.phrase_slots(word)}) for group in groups]
+        except (ValueError, WordNotFound) as e:
+            raise InputError(NODE, "mask_words", str(e)) from None
         recorder = MapRecorder(NODE, LEVELS[resolution], encoding.text_len)
         patched = patch_model(model, recorder)
         positive = encode_rows(clip, [prompt])
@@ -77,7 +93,8 @@ class AttentionMaps(io.ComfyNode):
             labels = [encoding.primary.words[i].text for i in words]
             tiles = torch.stack([maps[encoding.word_slots(i)].sum(0) for i in words])
         grid = render_token_grid(tiles, labels, image, tile_size, columns)
-        return io.NodeOutput(grid[None], out)
+        size = tuple(image.shape[:2]) if image is not None else tuple(8 * s for s in out["samples"].shape[-2:])
+        return io.NodeOutput(grid[None], out, word_masks(maps, mask_slots, size))
 
 
 NODES = [AttentionMaps]

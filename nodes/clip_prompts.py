@@ -8,7 +8,8 @@ from dataclasses import dataclass, replace
 import torch
 
 from ..attention.p2p_plan import InputError
-from ..attention.tokens import CLIP_LAYOUT, PromptTokens, TokenizerLayout, split_chunks
+from ..attention.tokens import (CLIP_LAYOUT, PromptTokens, TokenizerLayout, WordNotFound, find_word_positions,
+                                split_chunks)
 
 _EMBEDDING = re.compile(r"embedding:", re.IGNORECASE)
 
@@ -121,6 +122,19 @@ class PromptEncoding:
     def word_slots(self, word_index: int) -> list[int]:
         """Slots of the prompt's word in the model's text sequence (every segment)."""
         return [seg.offset + p for seg, pt in self.segments for p in pt.positions[word_index]]
+
+    def phrase_slots(self, phrase: str) -> list[int]:
+        """Slots of every occurrence of a word or phrase (tokens.find_word_positions) in the model's text sequence,
+        every segment; WordNotFound (naming the prompt's words) if no segment holds it."""
+        slots = []
+        for seg, pt in self.segments:
+            try:
+                slots += [seg.offset + p for p in find_word_positions(pt, phrase)]
+            except WordNotFound:
+                continue
+        if not slots:
+            find_word_positions(self.primary, phrase)  # raises, with the prompt's words
+        return slots
 
 
 def _chunk_ids(chunk, layout: TokenizerLayout) -> list[int]:

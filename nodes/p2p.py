@@ -6,6 +6,7 @@ edits) and the LATENT repeated once per prompt with identical noise. Wire all th
 """
 from __future__ import annotations
 
+import torch
 from comfy_api.latest import io
 
 from ..attention.comfy_patch import patch_model
@@ -59,7 +60,14 @@ def _common_inputs(reweight_node: bool):
                        optional=True,
                        tooltip="Cross-attention layers whose maps make the blend mask. Auto: the official 16x16 "
                                "layers (latent/4 at SD1.x 512 px and SDXL 1024 px). Pick another when the mask "
-                               "covers everything or misses the object (the demo model: latent/2)."),
+                               "covers everything or misses the object (the demo model: latent/2). Transformer "
+                               "models have one token grid: this input does not apply."),
+        io.Mask.Input("mask", optional=True,
+                      tooltip="Region the edit may change (1 = change, 0 = keep the source): outside it the edited "
+                              "rows keep the source row's latent at every step. One mask for every edited prompt, "
+                              "or one per edited prompt; resized to the latent like ComfyUI's mask nodes. With "
+                              "blend_words too, the edit changes only where both the mask and the words' region "
+                              "allow (their product, the words' part from blend_start on)."),
     ]
 
 
@@ -87,9 +95,22 @@ def _batched_latent(node: str, latent: dict, n: int, model) -> dict:
     return out
 
 
+def _user_mask(node: str, mask, n_edits: int):
+    """MASK [M, H, W] (or [H, W]) -> float [M, H, W] in 0-1 with M = 1 or one per edited prompt; None passes."""
+    if mask is None:
+        return None
+    mask = mask[None] if mask.ndim == 2 else mask
+    if mask.ndim != 3 or mask.shape[0] not in (1, n_edits):
+        raise InputError(node, "mask", f"got a mask batch of shape {tuple(mask.shape)}; give one mask, or one per "
+                                       f"edited prompt ({n_edits}).")
+    if not torch.isfinite(mask).all():
+        raise InputError(node, "mask", "the mask contains NaN or Inf values.")
+    return mask.detach().float().clamp(0, 1).cpu()
+
+
 def run_p2p(node: str, mode: str, model, clip, latent, source_prompt: str, target_prompts: list[str],
             cross_replace: float, self_replace: float, word_schedule: str, reweight: str, blend_words: str,
-            blend_threshold: float, blend_start: float, blend_resolution: str = BLEND_AUTO):
+            blend_threshold: float, blend_start: float, blend_resolution: str = BLEND_AUTO, mask=None):
     require_editable_model(node, model)
     if blend_resolution not in BLEND_RESOLUTIONS:
         raise InputError(node, "blend_resolution",
@@ -104,7 +125,7 @@ def run_p2p(node: str, mode: str, model, clip, latent, source_prompt: str, targe
     pieces = [(src_tokens, [t.segments[i][1] for t in targets]) for i, (_, src_tokens) in enumerate(source.segments)]
     plan = build_sequence_plan(node, mode, pieces, cross_replace, self_replace, word_schedule or "", reweight or "",
                                blend_words or "", blend_threshold, blend_start, BLEND_RESOLUTIONS[blend_resolution])
-    editor = P2PEditor(plan)
+    editor = P2PEditor(plan, user_mask=_user_mask(node, mask, plan.n_prompts - 1))
     patched = patch_model(model, editor)
     positive = encode_rows(clip, [source_prompt, *target_prompts])
     positive[0][1][ROWS_MARK] = editor.key
@@ -119,10 +140,10 @@ class _PromptPairNode(io.ComfyNode):
     @classmethod
     def execute(cls, model, clip, latent, source_prompt, target_prompts, cross_replace, self_replace,
                 word_schedule="", reweight="", blend_words="", blend_threshold=0.3, blend_start=0.0,
-                blend_resolution=BLEND_AUTO):
+                blend_resolution=BLEND_AUTO, mask=None):
         return run_p2p(cls.NODE_ID, cls.MODE, model, clip, latent, source_prompt, parse_prompt_lines(target_prompts),
                        cross_replace, self_replace, word_schedule, reweight, blend_words, blend_threshold,
-                       blend_start, blend_resolution)
+                       blend_start, blend_resolution, mask)
 
 
 class P2PReplace(_PromptPairNode):
@@ -154,12 +175,12 @@ class P2PReweight(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, clip, latent, prompt, reweight, cross_replace, self_replace, word_schedule="",
-                blend_words="", blend_threshold=0.3, blend_start=0.0, blend_resolution=BLEND_AUTO):
+                blend_words="", blend_threshold=0.3, blend_start=0.0, blend_resolution=BLEND_AUTO, mask=None):
         node = "AttnEdit_P2PReweight"
         if not reweight.strip():
             raise InputError(node, "reweight", "give at least one 'word: factor', e.g. 'fluffy: 2.0'.")
         return run_p2p(node, "reweight", model, clip, latent, prompt, [prompt], cross_replace, self_replace,
-                       word_schedule, reweight, blend_words, blend_threshold, blend_start, blend_resolution)
+                       word_schedule, reweight, blend_words, blend_threshold, blend_start, blend_resolution, mask)
 
 
 NODES = [P2PReplace, P2PRefine, P2PReweight]

@@ -102,6 +102,11 @@ class Comfy:
     def captured(self) -> dict:
         return self.test_pack.CAPTURED
 
+    @property
+    def masks(self) -> dict:
+        """MASK tensors by name for AttnEditTest_Mask nodes."""
+        return self.test_pack.MASKS
+
     def run(self, prompt: dict, expect_success: bool = True) -> dict:
         """Validate and execute an API-format prompt; return {'ok', 'error', 'messages', 'outputs'}."""
         prompt_id = str(uuid.uuid4())

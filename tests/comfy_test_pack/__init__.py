@@ -6,6 +6,7 @@ import importlib
 import os
 
 CAPTURED: dict = {}  # name -> last value a Capture node saw (read by the tests)
+MASKS: dict = {}  # name -> MASK tensor a test or benchmark hands to AttnEditTest_Mask
 
 
 def pack_module(name: str):

@@ -1,6 +1,6 @@
 from comfy_api.latest import ComfyExtension, io
 
-from . import CAPTURED, pack_module
+from . import CAPTURED, MASKS, pack_module
 
 _MODELS: dict = {}
 
@@ -101,7 +101,7 @@ class Capture(io.ComfyNode):
                     io.Image.Input("image", optional=True), io.String.Input("text", optional=True, force_input=True),
                     io.Sigmas.Input("sigmas", optional=True), io.Model.Input("model", optional=True),
                     io.Clip.Input("clip", optional=True), io.Vae.Input("vae", optional=True),
-                    io.Conditioning.Input("conditioning", optional=True),
+                    io.Conditioning.Input("conditioning", optional=True), io.Mask.Input("mask", optional=True),
                     io.Custom("EDIT_DIRECTION").Input("direction", optional=True)],
             outputs=[],
         )
@@ -116,6 +116,23 @@ class Capture(io.ComfyNode):
         return io.NodeOutput()
 
 
+class Mask(io.ComfyNode):
+    """A MASK a test or benchmark put in MASKS (what a user would draw in the mask editor)."""
+
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(node_id="AttnEditTest_Mask", category="testing", inputs=[io.String.Input("name")],
+                         outputs=[io.Mask.Output()])
+
+    @classmethod
+    def fingerprint_inputs(cls, **kwargs):
+        return float("nan")
+
+    @classmethod
+    def execute(cls, name):
+        return io.NodeOutput(MASKS[name])
+
+
 class TestPackExtension(ComfyExtension):
     async def get_node_list(self):
-        return [TinyModels, IdentityPatch, CountingOverride, SyntheticLatent, Capture]
+        return [TinyModels, IdentityPatch, CountingOverride, SyntheticLatent, Capture, Mask]

@@ -1,5 +1,6 @@
 """The shipped demo DiT: the file, the loader node, the joint-attention backend on it, and quality floors measured with
 benchmarks/quality.py on few trials (the full table is in README; floors sit well below the measured values)."""
+import numpy as np
 import pytest
 import torch
 
@@ -87,3 +88,24 @@ def test_dit_maps_put_more_of_an_object_word_on_its_object_than_chance(comfy, di
     # 24 captions: 16.0 % of the word's map mass inside its object, which covers 13.2 % (1.2x; the UNet demo 1.7x)
     loc = Q.map_localisation(comfy, 24)
     assert loc["n"] >= 8 and loc["inside"] >= 1.1 * loc["chance"], loc
+
+
+def test_a_user_mask_keeps_the_source_latent_outside_it_on_the_dit(comfy, dit):
+    region = np.zeros((Q.SIZE, Q.SIZE), bool)
+    region[16:80, 8:72] = True  # a box around the left object, as drawn in the mask editor
+    comfy.masks["user"] = torch.from_numpy(region.astype(np.float32))[None]
+    api = Q._loader()
+    api["20"] = {"class_type": "AttnEditTest_Mask", "inputs": {"name": "user"}}
+    api["2"] = {"class_type": "AttnEdit_P2PReplace", "inputs": {
+        "model": ["1", 0], "clip": ["1", 1], "latent": ["3", 0], **Q.P2P, "mask": ["20", 0],
+        "source_prompt": "a large red circle and a small blue square on a gray background",
+        "target_prompts": "a large red triangle and a small blue square on a gray background"}}
+    api["5"] = Q._ksampler(["2", 0], ["2", 1], ["2", 2], seed=1)
+    api["6"] = {"class_type": "AttnEditTest_Capture", "inputs": {"name": "out", "latent": ["5", 0]}}
+    comfy.reset_cache()
+    comfy.run(api)
+    rows = comfy.captured["out"]["latent"]["samples"]
+    outside = torch.ones(rows.shape[-2:], dtype=torch.bool)
+    outside[1:11, 0:10] = False  # the box at latent size (/8), one latent pixel of bilinear margin each side
+    assert torch.equal(rows[1][:, outside], rows[0][:, outside])
+    assert (rows[1][:, 3:9, 2:8] - rows[0][:, 3:9, 2:8]).abs().mean() > 1e-3

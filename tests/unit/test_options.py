@@ -66,3 +66,12 @@ def test_word_values_beyond_the_finite_range_are_refused():
         with pytest.raises(ValueError, match="beyond ±100") as err:
             parse_word_values(text)
         assert text.split(":")[0] in str(err.value) and "-2..2" in str(err.value)
+
+
+def test_mask_words_one_group_per_bar():
+    from attention.options import parse_mask_words
+
+    assert parse_mask_words("cat | red,  ball ") == [["cat"], ["red", "ball"]]
+    assert parse_mask_words("  ") == []
+    with pytest.raises(ValueError, match="empty"):
+        parse_mask_words("cat | ")
