@@ -8,6 +8,7 @@ are never touched.
 """
 from __future__ import annotations
 
+import dataclasses
 import uuid
 
 import torch
@@ -46,7 +47,10 @@ def _edit_level(run: RunState, extra_options: dict) -> int:
     return min(level, run.max_level)
 
 
-REWEIGHT_MECHANISM = "values"
+# How Reweight acts on joint attention (benchmarks/dit_reweight.py measures the three on the demo DiT):
+# "values" the word's text values × factor for the image queries (the UNet rule); "logits" its text keys × factor
+# (the logits scaled, the softmax renormalising); "values+text" as "values", and for the row's text queries too.
+JOINT_REWEIGHT = "values"
 ROWS_MARK = "attn_edit_rows"  # conditioning key: which P2P edit produced these rows
 
 
@@ -147,27 +151,29 @@ class P2PEditor(AttentionEditor):
             summary["edited_joint_calls"] = summary.get("edited_joint_calls", 0) + 1
             if inject:
                 summary["injected_self_calls"] += 1
-            key_scale = None
-            if REWEIGHT_MECHANISM == "logits":
-                import dataclasses
-                r = torch.stack([row.reweight for row in self.plan.rows]).to(a)
-                a1, _ = cross_coefficients([dataclasses.replace(row, reweight=torch.ones_like(row.reweight))
-                                            for row in self.plan.rows], step.index, step.total)
-                a1 = a1.to(a)
-                key_scale = torch.where(a1 > 0, r, torch.ones_like(r))
-                a = a1
-            text_scale = None
-            if REWEIGHT_MECHANISM == "values+text":
-                import dataclasses
-                r = torch.stack([row.reweight for row in self.plan.rows]).to(a)
-                a1, _ = cross_coefficients([dataclasses.replace(row, reweight=torch.ones_like(row.reweight))
-                                            for row in self.plan.rows], step.index, step.total)
-                text_scale = torch.where(a1.to(a) > 0, r, torch.ones_like(r))
+            a, key_scale, text_scale = self._joint_reweight(run, a)
             out = mix_joint_attention(call.q, call.k, call.v, call.text, call.attend, starts, mappers, a, b, kinds,
                                       inject, key_scale, text_scale)
         if self.plan.blend_tokens is not None and call.layer.order in run_map_orders(run):
             self._accumulate_joint_blend_maps(call, out, run, starts[0])
         return out
+
+    def _joint_reweight(self, run: RunState, a: torch.Tensor):
+        """(text-value weights, text-key scale or None, text-query value scale or None) for JOINT_REWEIGHT."""
+        if JOINT_REWEIGHT == "values":
+            return a, None, None
+        step = run.step
+        cached = run.data.get("unweighted")
+        if cached is None or cached[0] != (step.index, step.total, a.device):
+            plain_rows = [dataclasses.replace(row, reweight=torch.ones_like(row.reweight)) for row in self.plan.rows]
+            unweighted, _ = cross_coefficients(plain_rows, step.index, step.total)
+            factors = torch.stack([row.reweight for row in self.plan.rows])
+            scale = torch.where(unweighted > 0, factors, torch.ones_like(factors)).to(a)
+            cached = run.data["unweighted"] = ((step.index, step.total, a.device), unweighted.to(a), scale)
+        _, unweighted, scale = cached
+        if JOINT_REWEIGHT == "logits":
+            return unweighted, scale, None
+        return a, None, scale
 
     def _accumulate_joint_blend_maps(self, call: JointCall, out, run: RunState, start: int):
         """Local blend's maps on joint attention: joint_maps.py's definition, every step so far."""

@@ -25,8 +25,8 @@ def _with_blocks(comfy, blocks):
     editor = comfy.pack("attention.p2p_editor").P2PEditor
     original = editor.__init__
 
-    def init(self, plan, joint_self_blocks=None):
-        original(self, plan, blocks)
+    def init(self, plan, joint_self_blocks=None, **kwargs):
+        original(self, plan, blocks, **kwargs)
 
     editor.__init__ = init
     return lambda: setattr(editor, "__init__", original)

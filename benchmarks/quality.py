@@ -42,11 +42,14 @@ class Setup:
     latent_node: str
     scheduler: str
     cfg: float
+    blend_threshold: float = 0.3  # local blend's (the official 0.3 on the UNet)
 
 
 SETUPS = {"unet": Setup("unet", "EmptyLatentImage", "ddim_uniform", CFG),
           # The DiT at cfg 5: prompt following saturates there (cfg 3 / 5 / 7.5 measured on its base rows).
-          "dit": Setup("dit", "EmptySD3LatentImage", "simple", 5.0)}
+          # Local blend at 0.5: the output maps' mask covered 60 % of the image at 0.3 (other-object change 0.50x that
+          # without blend) and 43 % at 0.5 (0.36x), on 8 two-object scenes (benchmarks/quality.py local_blend).
+          "dit": Setup("dit", "EmptySD3LatentImage", "simple", 5.0, blend_threshold=0.5)}
 _setup = SETUPS["unet"]
 
 
@@ -345,13 +348,14 @@ def _saturation(rgb) -> float:
 
 def _reweight_measure(image: np.ndarray, attr: str, word: str) -> float | None:
     """How strongly the single object shows the reweighted word: for a colour, the saturation of its colour; for
-    'large', its area (pixels); for 'small', minus its area. None unless one object is found."""
+    'large', its area (share of the image); for 'small', minus that. None unless one object is found."""
     o = _only(analyse(image))
     if o is None:
         return None
     if attr == "colour":
         return _saturation(o.rgb)
-    return float(o.area) if word == "large" else -float(o.area)
+    area = o.area / SIZE ** 2
+    return area if word == "large" else -area
 
 
 def p2p_reweight(comfy, trials: int, attr: str = "colour", factors=REWEIGHT_FACTORS, seed: int = 400) -> dict:
@@ -381,8 +385,8 @@ def p2p_reweight(comfy, trials: int, attr: str = "colour", factors=REWEIGHT_FACT
             "measure": {f: float(np.mean(v)) if v else float("nan") for f, v in measures.items()}}
 
 
-def local_blend(comfy, trials: int, seed: int = 500, user_mask: bool = False) -> dict:
-    """Two objects; swap the first one's shape. Mean |pixel change| of the other object's box and of the
+def local_blend(comfy, trials: int, seed: int = 500, user_mask: bool = False, attr: str = "shape") -> dict:
+    """Two objects; swap the first one's shape (or colour: attr). Mean |pixel change| of the other object's box and of the
     background: P2P with local blend (maps at DEMO_BLEND_RESOLUTION and at the official auto choice), P2P
     without, naive baseline, and (user_mask) P2P with a user mask of the edited object's box (as a user would draw
     it in the mask editor); the swap's success rate; the share of the latent the final blend masks cover and of
@@ -394,19 +398,24 @@ def local_blend(comfy, trials: int, seed: int = 500, user_mask: bool = False) ->
     for i in range(trials):
         scene = _scene(rng, n=2)
         first, other = scene.objects
-        new = str(rng.choice([s for s in SHAPES if s not in (first.shape, other.shape)]))
+        pool = SHAPES if attr == "shape" else tuple(COLOURS)
+        old_word = getattr(first, attr)
+        new = str(rng.choice([s for s in pool if s not in (old_word, getattr(other, attr))]))
         plain = Scene([Obj(o.shape, o.colour, o.size) for o in scene.objects], scene.background)
         src_text = caption(plain)
-        tgt_text = _swap(src_text, first.shape, new)
-        blend = {"source_prompt": src_text, "target_prompts": tgt_text, "blend_words": f"{first.shape} | {new}"}
+        tgt_text = _swap(src_text, old_word, new)
+        blend = {"source_prompt": src_text, "target_prompts": tgt_text, "blend_words": f"{old_word} | {new}",
+                 "blend_threshold": _setup.blend_threshold}
         blended = p2p(comfy, "AttnEdit_P2PReplace", 5000 + i, **blend, blend_resolution=DEMO_BLEND_RESOLUTION)
         mask = _last_blend_mask(comfy)
         source = blended[0]
         found = analyse(source).objects
         if len(found) != 2:
             continue
-        # which found object is the edited one: the one whose colour is the first object's
-        edited = min(found, key=lambda o: np.sum((np.array(o.rgb) - COLOURS[first.colour]) ** 2))
+        # which found object is the edited one: the one whose colour is the first object's (for a colour swap: the
+        # one nearest where the scene placed it)
+        edited = (min(found, key=lambda o: np.sum((np.array(o.rgb) - COLOURS[first.colour]) ** 2)) if attr == "shape"
+                  else min(found, key=lambda o: (o.cx - first.cx) ** 2 + (o.cy - first.cy) ** 2))
         kept = [o for o in found if o is not edited][0]
         box, edited_box = ~_outside_mask([kept], SIZE), ~_outside_mask([edited], SIZE)
         blended_auto = p2p(comfy, "AttnEdit_P2PReplace", 5000 + i, **blend)[1]
@@ -427,7 +436,8 @@ def local_blend(comfy, trials: int, seed: int = 500, user_mask: bool = False) ->
             rows[k]["other"].append(float(diff[box].mean()))
             rows[k]["background"].append(float(diff[bg].mean()))
             after = analyse(img).objects
-            rows[k]["success"].append(any(o.shape == new and o.colour == first.colour for o in after))
+            want = (new, first.colour) if attr == "shape" else (first.shape, new)
+            rows[k]["success"].append(any((o.shape, o.colour) == want for o in after))
     out = {k: {m: float(np.mean(v)) if v else float("nan") for m, v in r.items()} | {"n": len(r["other"])}
            for k, r in rows.items()}
     for k, r in masks.items():
@@ -745,7 +755,7 @@ def _row(s: Summary) -> str:
 def _reweight_lines(comfy, trials: int) -> list[str]:
     lines = []
     for attr, measure, unit in (("colour", "the object's saturation", "{:.2f}"),
-                                ("size", "area, minus the area for 'small' (px)", "{:.0f}")):
+                                ("size", "the object's share of the image, negative for 'small'", "{:.2f}")):
         rw = p2p_reweight(comfy, max(trials // 2, 4), attr)
         lines += ["", f"**Reweight** ({attr} word; factor vs {measure}): Spearman {rw['spearman']:.2f} over "
                       f"{rw['n']} prompts; mean " +

@@ -17,8 +17,9 @@ import torch
 
 from .architecture import CLIP_CONFIG, IMAGE_SIZE
 
-# Over ComfyUI's t5_config_xxl.json (gated GELU, relative position buckets, vocabulary of 32128). The first two
-# training stages used FIRST_T5_CONFIG; the third widened the text path (see train_dit.py --new-text).
+# Over ComfyUI's t5_config_xxl.json (gated GELU, relative position buckets, vocabulary of 32128). The shipped file's
+# two stages use FIRST_T5_CONFIG (its metadata holds the architecture it was built with); T5_CONFIG is the wider
+# text path a continuation trains (train_dit.py --new-text).
 T5_CONFIG = {"d_ff": 512, "d_kv": 64, "d_model": 128, "num_heads": 2, "num_layers": 6}
 FIRST_T5_CONFIG = {"d_ff": 256, "d_kv": 32, "d_model": 64, "num_heads": 2, "num_layers": 4}
 

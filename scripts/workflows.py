@@ -263,6 +263,7 @@ DEMO_SPECS = {
 # ---- The demo DiT (the loader's architecture 'dit'): Flux's architecture at 128 px, rectified flow sampled as Flux
 # is (euler / simple) but with real classifier-free guidance and an empty negative, as it was trained.
 DEMO_DIT_CFG = 5.0
+DEMO_DIT_BLEND_THRESHOLD = 0.5
 
 
 def _demo_dit(name: str) -> dict:
@@ -272,6 +273,8 @@ def _demo_dit(name: str) -> dict:
     api["3"] = {"class_type": "EmptySD3LatentImage", "inputs": {"width": 128, "height": 128, "batch_size": 1}}
     api["5"]["inputs"].update(cfg=DEMO_DIT_CFG, scheduler="simple")
     api["2"]["inputs"].pop("blend_resolution", None)  # one joint grid: the maps' resolution is not a choice
+    if api["2"]["inputs"].get("blend_words"):  # the output maps' mask: 43 % of the image at 0.5, 60 % at 0.3
+        api["2"]["inputs"]["blend_threshold"] = DEMO_DIT_BLEND_THRESHOLD
     api["7"]["inputs"]["filename_prefix"] = api["7"]["inputs"]["filename_prefix"].replace("demo/", "demo/dit_")
     return api
 
@@ -321,6 +324,35 @@ DEMO_DIT_SPECS["demo_dit_attention_maps"] = {
     "7": {"class_type": "SaveImage", "inputs": {"images": ["6", 0], "filename_prefix": "demo/dit_maps_image"}},
     "8": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "demo/dit_maps"}},
 }
+
+
+def _word_mask_edit(api: dict, clip, vae, prompt: str, target: str, word: str, sampling: dict, title: str) -> dict:
+    """Attention maps of the source prompt -> the edited word's map as a MASK (ThresholdMask makes it a region,
+    GrowMask widens it a little) -> P2P word swap restricted to it -> sampler: the rest stays the source's."""
+    api = json.loads(json.dumps(api))
+    api.update({
+        "20": {"class_type": "AttnEdit_AttentionMaps", "inputs": {
+            "model": ["1", 0], "clip": clip, "latent": ["3", 0], "vae": vae, "prompt": prompt, "negative": "",
+            "seed": sampling["seed"], "steps": sampling["steps"], "cfg": sampling["cfg"], "sampler_name": "euler",
+            "scheduler": sampling["scheduler"], "resolution": "all", "tile_size": 128, "columns": 6,
+            "mask_words": word}},
+        "23": {"class_type": "ThresholdMask", "inputs": {"mask": ["20", 2], "value": 0.3}},
+        "21": {"class_type": "GrowMask", "inputs": {"mask": ["23", 0], "expand": sampling["grow"],
+                                                    "tapered_corners": True}},
+        "22": {"class_type": "MaskToImage", "inputs": {"mask": ["21", 0]}},
+        "8": {"class_type": "SaveImage", "inputs": {"images": ["22", 0], "filename_prefix": f"{title}_mask"}},
+    })
+    api["2"]["inputs"].update(source_prompt=prompt, target_prompts=target, mask=["21", 0])
+    api["7"]["inputs"]["filename_prefix"] = title
+    return api
+
+
+DEMO_DIT_SPECS["demo_dit_word_mask"] = _word_mask_edit(
+    DEMO_DIT_SPECS["demo_dit_shape_swap"], ["1", 1], ["1", 2],
+    "a large red circle and a small blue square on a gray background",
+    "a large pink circle and a small blue square on a gray background", "red, circle",
+    {"seed": DEMO_SEED, "steps": DEMO_STEPS, "cfg": DEMO_DIT_CFG, "scheduler": "simple", "grow": 2},
+    "demo/dit_word_mask")
 DEMO_SPECS.update(DEMO_DIT_SPECS)
 SPECS.update(DEMO_SPECS)
 
@@ -460,6 +492,10 @@ DIT_SPECS = {
     "sd35_flow_edit": _dit_real("sd3", _flow_edit(50, 33, 3.5, 13.5), "sd35_flow_edit", negative=NEGATIVE),
     "flux_real_p2p_direct_inversion": _dit_real("flux", _flow_real_p2p(cfg=1.0), "flux_real_p2p"),
 }
+DIT_SPECS["flux_word_mask"] = _word_mask_edit(
+    _dit("flux", "AttnEdit_P2PReplace", {}, "flux_word_mask"), ["11", 0], ["12", 0],
+    "a cat sitting next to a mirror", "a tiger sitting next to a mirror", "cat",
+    {"seed": 8888, "steps": 20, "cfg": 1.0, "scheduler": "simple", "grow": 24}, "attn_edit/flux_word_mask")
 # Flux.1-dev is guidance-distilled: its P2P rows sample at cfg 1 with the guidance in the conditioning.
 DIT_SPECS["flux_real_p2p_direct_inversion"]["10"] = {"class_type": "FluxGuidance", "inputs": {
     "conditioning": ["2", 1], "guidance": 3.5}}
@@ -732,6 +768,10 @@ def describe(name: str, api: dict) -> str:
     """The note shown beside a workflow: what it does and what it runs on."""
     classes = {n["class_type"] for n in api.values()}
     what = next((WHAT[c] for c in PRIORITY if c in classes), "")
+    if {"AttnEdit_AttentionMaps", "AttnEdit_P2PReplace"} <= classes:
+        what = ("Word-masked edit: the attention maps node finds where the named word acts (mask_words) and hands "
+                "that region to the word swap as its mask, so only that object changes; the first image is the "
+                "source prompt's.")
     if "AttnEdit_DemoModelLoader" in classes:
         arch = next(n["inputs"].get("architecture") for n in api.values()
                     if n["class_type"] == "AttnEdit_DemoModelLoader")
@@ -760,6 +800,7 @@ WHAT_TITLES = {
     "real_p2p_regularized_ddim": "photo edit, regularized DDIM inversion + P2P",
     "pix2pix_zero": "pix2pix-zero photo edit", "pix2pix_zero_real": "pix2pix-zero photo edit",
     "pix2pix_zero_synthetic": "pix2pix-zero on a generated image", "flow_edit": "FlowEdit photo edit",
+    "word_mask": "P2P edit inside a word mask",
 }
 
 

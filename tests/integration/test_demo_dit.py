@@ -84,10 +84,11 @@ def test_direct_inversion_p2p_on_the_dit_keeps_a_drawn_scene_better_than_naive(c
     assert p2p.mean("silhouette_iou") >= naive.mean("silhouette_iou") + 0.1, (Q._row(p2p), Q._row(naive))
 
 
-def test_dit_maps_put_more_of_an_object_word_on_its_object_than_chance(comfy, dit):
-    # 24 captions: 16.0 % of the word's map mass inside its object, which covers 13.2 % (1.2x; the UNet demo 1.7x)
-    loc = Q.map_localisation(comfy, 24)
-    assert loc["n"] >= 8 and loc["inside"] >= 1.1 * loc["chance"], loc
+def test_dit_maps_put_an_object_word_on_its_object_at_three_times_chance(comfy, dit):
+    # 16 captions, 9 objects read: 34.5 % of the word's map mass inside its object, which covers 9.6 % (3.6x chance;
+    # the raw image->text attention these output maps replaced: 1.4x)
+    loc = Q.map_localisation(comfy, 16)
+    assert loc["n"] >= 6 and loc["inside"] >= 3.0 * loc["chance"], loc
 
 
 def test_a_user_mask_keeps_the_source_latent_outside_it_on_the_dit(comfy, dit):
@@ -109,3 +110,12 @@ def test_a_user_mask_keeps_the_source_latent_outside_it_on_the_dit(comfy, dit):
     outside[1:11, 0:10] = False  # the box at latent size (/8), one latent pixel of bilinear margin each side
     assert torch.equal(rows[1][:, outside], rows[0][:, outside])
     assert (rows[1][:, 3:9, 2:8] - rows[0][:, 3:9, 2:8]).abs().mean() > 1e-3
+
+
+def test_local_blend_on_the_dit_keeps_the_mask_small_and_the_other_object(comfy, dit):
+    # 16 scenes, 8 read, threshold 0.5: mask 43 % of the image; other object changed 2.9 vs 8.2 without blend (0.36x)
+    lb = Q.local_blend(comfy, 16)
+    assert lb["blend"]["n"] >= 4, lb
+    assert lb["blend"]["mask"] <= 0.5, lb
+    assert lb["blend"]["other"] <= 0.5 * lb["p2p"]["other"], lb
+    assert lb["blend"]["background"] <= lb["p2p"]["background"], lb

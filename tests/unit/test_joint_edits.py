@@ -104,3 +104,28 @@ def test_output_maps_put_an_image_token_on_the_word_whose_output_it_shares():
     only = output_maps(out, slice(0, 4), slice(4, 10), [0], tokens=[0, 1, 2])
     assert torch.all(only[..., 3] == 0) and torch.allclose(only.sum(-1), torch.ones(1, 6))
     assert only[0, 2].argmax() == 1
+
+
+def test_key_and_text_value_scales_act_on_the_reweighted_word_only():
+    q, k, v = rand(2, H, T + I, D, seed=10), rand(2, H, T + I, D, seed=11), rand(2, H, T + I, D, seed=12)
+    mapper = torch.eye(T)
+    a, b = cross_coefficients([row(mapper)], 0, 10)
+    kinds = row_kinds(a, b)
+    plain = mix_joint_attention(q, k, v, slice(0, T), attend, [0], mapper[None], a, b, kinds, False)
+    ones = torch.ones(1, T)
+    same = mix_joint_attention(q, k, v, slice(0, T), attend, [0], mapper[None], a, b, kinds, False, ones, ones)
+    torch.testing.assert_close(same, plain)  # a factor of 1 is the identity
+    scale = ones.clone()
+    scale[0, 2] = 3.0
+    logits = mix_joint_attention(q, k, v, slice(0, T), attend, [0], mapper[None], a, b, kinds, False, key_scale=scale)
+    k_scaled = k.clone()
+    k_scaled[0, :, 2] *= 3.0  # the source's key of word 2: its logit for the row's image queries, × 3
+    src = torch.cat([joint_logits(q[:1, :, T:], k_scaled[:1, :, :T]), joint_logits(q[1:, :, T:], k[1:, :, T:])], -1)
+    expected = (torch.softmax(src, -1) @ v[1:]).transpose(1, 2).reshape(I, H * D)
+    torch.testing.assert_close(logits[1, T:], expected)
+    text = mix_joint_attention(q, k, v, slice(0, T), attend, [0], mapper[None], a, b, kinds, False,
+                               text_value_scale=scale)
+    v_scaled = v.clone()
+    v_scaled[1, :, 2] *= 3.0
+    torch.testing.assert_close(text[1, :T], attend(q[1:, :, :T], k[1:], v_scaled[1:])[0])
+    torch.testing.assert_close(text[1, T:], plain[1, T:])
