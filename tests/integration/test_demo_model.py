@@ -89,10 +89,10 @@ def test_p2p_refine_adds_the_colour_and_keeps_the_silhouette(comfy):
 
 
 def test_reweighting_the_size_word_scales_the_object(comfy):
-    rw = Q.p2p_reweight(comfy, trials=4, attr="size")  # measured: Spearman 0.55 (4 prompts), 0.56 (8)
+    rw = Q.p2p_reweight(comfy, trials=4, attr="size")  # factors -2..2 vs area: Spearman 0.95 (4 prompts), 0.53 (8)
     assert rw["n"] >= 3, rw
     assert rw["spearman"] >= 0.25, rw
-    assert rw["measure"][4.0] > rw["measure"][0.0], rw
+    assert rw["measure"][2.0] > rw["measure"][-2.0], rw
 
 
 def test_pix2pix_zero_turns_a_drawn_circle_into_a_square_in_place(comfy):
