@@ -10,12 +10,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
-if [ "${1:-}" = "--try" ]; then  # a few steps of every phase into a scratch folder: checks the set-up in a minute
-  scratch="$(mktemp -d)"
-  trap 'rm -rf "$scratch"' EXIT
-  PYTHONPATH=. "$PY" -m demo_model.train_dit --out "$scratch/try.safetensors" --vae-steps 2 --vae-batch 2 --pool 16 \
-    --text-steps 2 --text-batch 4 --steps 3 --batch 4
-  echo "training works here (a few steps of each phase; nothing kept)"
+source scripts/training.sh
+if [ "${1:-}" = "--try" ]; then
+  try_training demo_model.train_dit
   exit 0
 fi
 OUT="${1:-demo_model/attn_edit_demo_dit.safetensors}"
