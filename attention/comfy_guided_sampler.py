@@ -4,10 +4,12 @@ lockstep, one step at a time, so only the current step's reference maps are ever
 Per step (sigma s -> s'):
   1. reference: CFG denoise of x_ref with the caption; the positive row's maps are recorded;
   2. guidance: one forward of x_edit with the edit conditioning under autograd, the map distance to the
-     reference, its gradient w.r.t. x_edit, and x_edit -= λ (1 + s²) ∇ (the official SGD step acts on the
-     UNet input x_vp = x / sqrt(1 + s²); in k-diffusion units that scales the gradient by 1 + s²);
+     reference, its gradient w.r.t. x_edit, and x_edit -= λ ∇ / c_in(s)² (the official SGD step acts on the
+     network's input c_in x: for ComfyUI's EPS/V models c_in = 1 / sqrt(1 + s²), so the gradient is scaled
+     by 1 + s² in k-diffusion units; flow models (CONST) feed x itself, c_in = 1);
   3. edit: CFG denoise of the updated x_edit with the edit conditioning;
-  4. DDIM (Euler) step of both branches.
+  4. DDIM (Euler) step of both branches: x' = D + (x - D) s'/s, which is the stock `euler` sampler's step for
+     every parametrisation (for a flow model x - D = s v, so it is x + (s' - s) v).
 Follows the paper: the gradient comes from the edited (positive) branch's maps. The official code
 (edit_pipeline.py:129-160) runs the grad pass on both CFG halves and keeps the *unconditional* half's update.
 """
@@ -19,7 +21,7 @@ import math
 import torch
 
 from ..inversion.comfy_adapter import run_in_sampler
-from ..inversion.comfy_autograd import autograd_safe
+from ..inversion.comfy_autograd import NoInplace, autograd_safe
 from .comfy_patch import RUN_KEY, patch_model
 from .guidance import GRAD, MEASURE, OFF, RECORD, GuidanceEditor
 
@@ -36,6 +38,13 @@ def _is_v_prediction(model) -> bool:
     import comfy.model_sampling
 
     return isinstance(model.get_model_object("model_sampling"), comfy.model_sampling.V_PREDICTION)
+
+
+def _input_gain(model, sigma: float) -> float:
+    """1 / c_in(sigma)²: how a step on the network's input maps to a step on the sampler's x."""
+    ms = model.get_model_object("model_sampling")
+    c_in = float(ms.calculate_input(torch.tensor([sigma]), torch.ones(1, 1, 1, 1)).flatten()[0])
+    return 1.0 / (c_in * c_in)
 
 
 def guided_sample(model, positive, edit_positive, negative, latent, sigmas, cfg: float, xa_guidance: float,
@@ -69,8 +78,9 @@ def guided_sample(model, positive, edit_positive, negative, latent, sigmas, cfg:
             run.data["mode"] = RECORD
             d_ref = denoise(conds["positive"], x_ref, s)
             if scale > 0:  # its loss is this step's map distance: no separate measurement needed
-                x_edit = _guidance_step(unet_model, conds["edit"], x_edit, s, float(sig[i]), scale, model_options,
-                                        run, stats, gradient_pass)
+                gain = scale * _input_gain(model, float(sig[i]))
+                x_edit = _guidance_step(unet_model, conds["edit"], x_edit, s, gain, model_options, run, stats,
+                                        gradient_pass)
                 run.data["mode"] = OFF
             else:
                 run.data.update(mode=MEASURE, distance=0.0)
@@ -98,15 +108,16 @@ def _ddim(x, denoised, sigma, sigma_next):
     return denoised + (x - denoised) * (sigma_next / sigma)
 
 
-def _guidance_step(unet_model, edit_cond, x_edit, s, sigma: float, scale: float, model_options, run, stats,
+def _guidance_step(unet_model, edit_cond, x_edit, s, gain: float, model_options, run, stats,
                    gradient_pass: autograd_safe):
     import comfy.samplers
 
     with torch.inference_mode(False), torch.enable_grad():
         x_in = x_edit.detach().clone().requires_grad_(True)
         run.data.update(mode=GRAD, loss=None)
-        with gradient_pass:
-            comfy.samplers.calc_cond_batch(unet_model, [edit_cond], x_in, s.detach().clone(), model_options)
+        with gradient_pass:  # NoInplace: the DiTs add their residuals in place
+            comfy.samplers.calc_cond_batch(unet_model, [edit_cond], x_in.as_subclass(NoInplace), s.detach().clone(),
+                                           model_options)
         loss = run.data["loss"]
         run.data.update(mode=OFF, loss=None)
         if loss is None or not torch.isfinite(loss):
@@ -117,7 +128,7 @@ def _guidance_step(unet_model, edit_cond, x_edit, s, sigma: float, scale: float,
         if not torch.isfinite(grad).all():
             stats["skipped"] += 1
             return x_edit
-        update = scale * (1.0 + sigma ** 2) * grad.detach()
+        update = gain * grad.detach()
         limit = MAX_UPDATE_RATIO * float(x_in.detach().pow(2).mean().sqrt())
         size = float(update.pow(2).mean().sqrt())
         if size > limit > 0 and math.isfinite(size):

@@ -6,13 +6,19 @@ cross-attention maps are pulled towards the reference (reconstruction) branch's 
 The loss sums over positions and tokens and averages over heads, per layer (edit_pipeline.py:145-150,
 `((curr-ref)**2).sum((1,2)).mean(0)`), summed over every cross-attention layer. Maps are fp32 softmax.
 Only the current step's reference maps are held (the official code stores every map of every step).
+
+On joint attention (Flux, SD3/3.5, Qwen-Image) M_t is the pack's one joint map definition
+(joint_maps.py: ConceptAttention's output maps of the later third of the blocks, fp32, softmax over the text
+tokens), summed over those blocks in the same way; the raw image→text attention of a joint block is too
+diffuse to say where a word acts.
 """
 from __future__ import annotations
 
 import torch
 
-from .comfy_patch import AttentionEditor, RunState, plain_attention
+from .comfy_patch import AttentionEditor, JointCall, RunState, plain_attention
 from .edits import attention_probabilities
+from .joint_maps import block_word_maps, run_map_orders
 
 RECORD, GRAD, MEASURE, OFF = "record", "grad", "measure", "off"
 
@@ -37,7 +43,8 @@ class GuidanceEditor(AttentionEditor):
     record   store the positive row's maps of every layer (reference branch, no grad),
     grad     accumulate the differentiable distance to the stored maps into run.data["loss"],
     measure  accumulate the (detached) distance into run.data["distance"] (edited branch, no grad),
-    off      plain attention."""
+    off      plain attention.
+    The same modes hold for joint attention, on the blocks joint_maps.run_map_orders picks."""
 
     node_name = "AttnEdit_CrossAttnGuidedSampler"
 
@@ -65,3 +72,22 @@ class GuidanceEditor(AttentionEditor):
         elif mode == MEASURE and key in run.data["reference"]:
             run.data["distance"] += float(map_distance(probs, run.data["reference"][key]))
         return plain_attention(q, k, v, heads, extra_options)
+
+    def joint_attention(self, call: JointCall, run: RunState):
+        mode = run.data["mode"]
+        starts = run.step.chunk_rows(0)
+        if mode == OFF or not starts or call.layer.order not in run_map_orders(run):
+            return call.plain()
+        out = call.plain()  # differentiable in grad mode: ComfyUI's attention function under autograd
+        key = call.layer
+        maps = block_word_maps(call, out, [starts[0]])  # [1, HW, T]
+        if mode == GRAD:
+            reference = run.data["reference"].get(key)
+            if reference is not None:
+                term = map_distance(maps, reference)
+                run.data["loss"] = term if run.data["loss"] is None else run.data["loss"] + term
+        elif mode == RECORD:
+            run.data["reference"][key] = maps.detach()
+        elif mode == MEASURE and key in run.data["reference"]:
+            run.data["distance"] += float(map_distance(maps, run.data["reference"][key]))
+        return out

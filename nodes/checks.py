@@ -23,10 +23,13 @@ def require_editable_model(node: str, model) -> None:
 
 
 def require_latent(node: str, model, latent: dict, single: bool = False) -> None:
-    """The latent is this model family's (channel count), finite, and (if `single`) one image."""
+    """The latent is this model family's (channel count), finite, and (if `single`) one image. Models with
+    frame-axis latents (Qwen-Image: [B, C, 1, H, W]) take them as ComfyUI's samplers do, 4-D or 5-D."""
     samples = latent["samples"]
-    channels = model.model.latent_format.latent_channels
-    if samples.ndim != 4 or samples.shape[1] != channels:
+    fmt = model.model.latent_format
+    channels = fmt.latent_channels
+    dims = (4, 5) if getattr(fmt, "latent_dimensions", 2) == 3 else (4,)
+    if samples.ndim not in dims or samples.shape[1] != channels:
         raise InputError(node, "latent", f"the latent has shape {tuple(samples.shape)} but this model works on "
                                          f"{channels}-channel latents; encode the image with this model's VAE.")
     if single and samples.shape[0] != 1:

@@ -6,7 +6,7 @@ import logging
 from comfy_api.latest import io
 
 from ..attention.p2p_plan import InputError
-from .checks import require_latent, require_unet
+from .checks import require_editable_model, require_latent
 
 log = logging.getLogger("comfyui-attention-edit")
 CATEGORY = "attention_edit/pix2pix_zero"
@@ -55,7 +55,8 @@ class CrossAttnGuidedSampler(io.ComfyNode):
         from ..inversion.comfy_adapter import schedule
 
         node = "AttnEdit_CrossAttnGuidedSampler"
-        require_unet(node, model)
+        require_editable_model(node, model)
+        _require_same_length(node, positive, edit_positive)
         if xa_guidance < 0:
             raise InputError(node, "xa_guidance", "must be >= 0 (0 turns guidance off).")
         require_latent(node, model, latent, single=True)
@@ -75,6 +76,17 @@ class CrossAttnGuidedSampler(io.ComfyNode):
                 f"{sum(distances) / max(len(distances), 1):.4g} (xa {stats['xa_effective']:g})")
         base = {k: v for k, v in latent.items() if k not in ("samples", "noise_mask", "batch_index")}
         return io.NodeOutput({**base, "samples": edit}, {**base, "samples": reference}, ui={"text": [text]})
+
+
+def _require_same_length(node: str, positive, edit_positive) -> None:
+    """The two branches' maps are compared token by token, so their conditionings need one length."""
+    ref = {int(c[0].shape[1]) for c in positive}
+    edit = {int(c[0].shape[1]) for c in edit_positive}
+    if ref != edit:
+        raise InputError(node, "edit_positive", f"it has {sorted(edit)} tokens where positive has {sorted(ref)}: the "
+                                                "two branches' attention maps are compared token by token. Make it "
+                                                "with Apply Edit Direction from the caption's conditioning, or use "
+                                                "prompts of the same length.")
 
 
 def _blip_folders() -> list[str]:
