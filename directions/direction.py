@@ -6,6 +6,16 @@ src/make_edit_direction.py:14-28), added to the conditional embedding at samplin
 (src/utils/edit_pipeline.py:121-123). For SDXL the pooled vector gets its own direction, since it
 conditions the UNet too.
 
+Other text encoders (T5 for Flux, CLIP-L/G + T5 for SD3.5, Qwen2.5-VL for Qwen-Image, the demo DiT's T5)
+give sequences of other lengths. Sentences are lined up in one of two ways (`alignment`):
+- "position": every sentence encodes to the same length L (the encoder pads: CLIP's 77, Flux's T5 to 77, SD3's
+  77 + 77), and the direction is the per-position mean difference over the padded sequence, [L, D], as the
+  paper does for CLIP. A conditioning of length L gets it position by position; CLIP's 77-token chunks of a
+  long prompt each get it.
+- "mean": the encoder does not pad (Qwen-Image's sentences differ in length), so per-position means would
+  average unrelated tokens. The direction is the difference of the sentences' mean token embeddings, [1, D],
+  added to every token of the conditioning.
+
 Files are safetensors with metadata naming the text encoder and its width, so a direction made
 with one CLIP is refused on another.
 """
@@ -20,6 +30,7 @@ from typing import Iterable, Optional
 import torch
 
 FORMAT = "attn-edit-direction/1"
+POSITION, MEAN = "position", "mean"  # alignment of sentences of one encoder (module docstring)
 _FORMAT_PREFIX = "attn-edit-direction/"
 CHUNK = 77
 
@@ -47,7 +58,7 @@ def _finite_or_none(direction: "EditDirection") -> Optional[str]:
 
 @dataclass
 class EditDirection:
-    embeddings: torch.Tensor  # [77, D], fp32, CPU
+    embeddings: torch.Tensor  # [L, D] (alignment "position": CLIP's L = 77) or [1, D] ("mean"), fp32, CPU
     pooled: Optional[torch.Tensor]  # [P] or None
     encoder: str  # e.g. "sd1-clip_l-768", "sdxl-clip_l+clip_g-2048"
     width: int  # D
@@ -59,6 +70,7 @@ class EditDirection:
     # the same for every prompt of one encoder and differs between encoders of one class and width (another
     # fine-tune, another checkpoint's CLIP). None for files saved before it was recorded.
     fingerprint: Optional[torch.Tensor] = None
+    alignment: str = POSITION
 
 
 def mean_embedding(batches: Iterable[torch.Tensor]) -> torch.Tensor:
@@ -87,12 +99,17 @@ def mean_embedding(batches: Iterable[torch.Tensor]) -> torch.Tensor:
 def compute_direction(source_mean: torch.Tensor, target_mean: torch.Tensor,
                       source_pooled_mean: Optional[torch.Tensor], target_pooled_mean: Optional[torch.Tensor],
                       encoder: str, width: int, source: str, target: str,
-                      n_src: int, n_tgt: int) -> EditDirection:
+                      n_src: int, n_tgt: int, alignment: str = POSITION,
+                      fingerprint: bool = True) -> EditDirection:
+    """fingerprint: keep the source's first position as the encoder's fingerprint (a causal CLIP's start token,
+    the same for every prompt); False for encoders whose first output depends on the prompt."""
     if source_mean.shape != target_mean.shape or source_mean.dim() != 2:
-        raise ValueError(f"source and target means must both be [77, D]; got {tuple(source_mean.shape)} "
+        raise ValueError(f"source and target means must both be [L, D]; got {tuple(source_mean.shape)} "
                          f"and {tuple(target_mean.shape)}")
-    if source_mean.shape != (CHUNK, width):
-        raise ValueError(f"means have shape {tuple(source_mean.shape)}, expected [{CHUNK}, {width}]")
+    if source_mean.shape[1] != width or alignment not in (POSITION, MEAN) or \
+            (alignment == MEAN and source_mean.shape[0] != 1):
+        raise ValueError(f"means have shape {tuple(source_mean.shape)}, expected [L, {width}] ([1, {width}] for "
+                         f"alignment 'mean'), alignment {alignment!r}")
     if (source_pooled_mean is None) != (target_pooled_mean is None):
         raise ValueError("give pooled means for both source and target, or for neither")
     pooled = None
@@ -104,7 +121,8 @@ def compute_direction(source_mean: torch.Tensor, target_mean: torch.Tensor,
     embeddings = (target_mean.float().cpu() - source_mean.float().cpu()).contiguous()
     return EditDirection(embeddings=embeddings, pooled=pooled, encoder=encoder, width=int(width),
                          source=source, target=target, source_count=int(n_src), target_count=int(n_tgt),
-                         fingerprint=source_mean[0].float().cpu().clone())
+                         fingerprint=source_mean[0].float().cpu().clone() if fingerprint else None,
+                         alignment=alignment)
 
 
 # Start-token outputs of one encoder agree to fp16 rounding (and a weighted prompt leaves the start token at weight
@@ -135,7 +153,8 @@ def _mismatch(direction: EditDirection, encoder: Optional[str], width: int, what
 def apply_direction(cond: torch.Tensor, pooled: Optional[torch.Tensor], direction: EditDirection,
                     strength: float, encoder: Optional[str] = None
                     ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
-    """cond + strength * direction on every 77-token chunk of cond [B, 77k, D]; same for pooled.
+    """cond + strength * direction: position by position on a conditioning of the direction's length (or on every
+    77-token chunk of a CLIP conditioning [B, 77k, D]), on every token for alignment "mean"; same for pooled.
 
     `encoder`, when the caller knows the conditioning's encoder id, must equal the direction's.
     A pooled vector is edited only when both it and the direction's pooled part are present.
@@ -152,8 +171,17 @@ def apply_direction(cond: torch.Tensor, pooled: Optional[torch.Tensor], directio
     b, t, d = cond.shape
     if d != direction.width or (encoder is not None and encoder != direction.encoder):
         raise _mismatch(direction, encoder, d, "conditioning")
-    if t % CHUNK:
-        raise ValueError(f"conditioning has {t} tokens, not a multiple of {CHUNK}; cannot line up the direction")
+    length = direction.embeddings.shape[0]
+    if direction.alignment == POSITION and t != length:
+        if length != CHUNK:
+            raise DirectionMismatch(
+                f"Edit direction '{direction.source}' -> '{direction.target}' was computed with text encoder "
+                f"'{direction.encoder}', which pads sentences to {length} tokens, but this conditioning has {t}: "
+                f"it comes from another text encoder (recompute the direction with AttnEdit_EditDirection using "
+                f"this workflow's CLIP), or its prompt is longer than {length} tokens (shorten it).")
+        if t % CHUNK:
+            raise ValueError(f"conditioning has {t} tokens, not a multiple of {CHUNK}; cannot line up the "
+                             "direction")
     gap = _fingerprint_mismatch(direction, cond)
     if gap is not None:
         raise DirectionMismatch(
@@ -161,7 +189,8 @@ def apply_direction(cond: torch.Tensor, pooled: Optional[torch.Tensor], directio
             f"than this conditioning's, of the same kind ('{direction.encoder}', width {d}) but other weights: their "
             f"outputs at the start token differ by {gap:.0%}. Recompute the direction with AttnEdit_EditDirection "
             "using this workflow's CLIP.")
-    delta = direction.embeddings.to(device=cond.device, dtype=torch.float32).repeat(t // CHUNK, 1)
+    delta = direction.embeddings.to(device=cond.device, dtype=torch.float32)
+    delta = delta.expand(t, d) if direction.alignment == MEAN else delta.repeat(t // length, 1)
     new_cond = (cond.float() + strength * delta).to(cond.dtype)
 
     new_pooled = pooled
@@ -186,6 +215,7 @@ def save_direction(path: str | os.PathLike, direction: EditDirection) -> None:
         "format": FORMAT, "encoder": direction.encoder, "width": str(direction.width),
         "source": direction.source, "target": direction.target,
         "source_count": str(direction.source_count), "target_count": str(direction.target_count),
+        "alignment": direction.alignment,
     }
     parent = os.path.dirname(os.fspath(path))
     if parent:
@@ -224,12 +254,14 @@ def load_direction(path: str | os.PathLike) -> EditDirection:
             encoder=metadata["encoder"], width=width, source=metadata.get("source", ""),
             target=metadata.get("target", ""), source_count=int(metadata.get("source_count", 0)),
             target_count=int(metadata.get("target_count", 0)),
-            fingerprint=tensors["fingerprint"].float() if "fingerprint" in tensors else None)
+            fingerprint=tensors["fingerprint"].float() if "fingerprint" in tensors else None,
+            alignment=metadata.get("alignment", POSITION))
     except (KeyError, ValueError) as e:
         raise DirectionFileError(f"'{path}' is a damaged edit direction (missing or bad {e})") from e
-    if embeddings.shape != (CHUNK, width):
-        raise DirectionFileError(f"'{path}' holds embeddings of shape {tuple(embeddings.shape)}, "
-                                 f"expected [{CHUNK}, {width}]")
+    if embeddings.dim() != 2 or embeddings.shape[1] != width or direction.alignment not in (POSITION, MEAN) or \
+            (direction.alignment == MEAN and embeddings.shape[0] != 1):
+        raise DirectionFileError(f"'{path}' holds embeddings of shape {tuple(embeddings.shape)} with alignment "
+                                 f"'{direction.alignment}', expected [L, {width}] ([1, {width}] for 'mean')")
     bad = _finite_or_none(direction)
     if bad:
         raise DirectionFileError(f"'{path}' is damaged: its {bad} hold NaN or Inf values. Recompute the direction "

@@ -309,3 +309,47 @@ def encode_sentences(clip, sentences: list[str], with_pooled: bool, on_progress=
         if on_progress is not None:
             on_progress(min(start + batch, len(sentences)))
     return torch.cat(conds), (torch.cat(pooled) if with_pooled else None)
+
+
+CLIP_ONLY_ENCODERS = ("SD1ClipModel", "SD2ClipModel", "SDXLClipModel", "SDXLRefinerClipModel")
+
+
+def is_clip_only(clip) -> bool:
+    """SD1.x / SD2.x / SDXL text encoders: 77-token CLIP chunks, batched by encode_sentences."""
+    return type(clip.cond_stage_model).__name__ in CLIP_ONLY_ENCODERS
+
+
+@dataclass
+class SentenceMeans:
+    """Means over a sentence set of one encoder: per position (None when the sentences' lengths differ), of each
+    sentence's mean token, and of the pooled vectors (None when the encoder gives none)."""
+
+    count: int
+    per_position: torch.Tensor | None  # [L, D]
+    token_mean: torch.Tensor  # [1, D]
+    pooled: torch.Tensor | None  # [P]
+
+
+def sentence_means(clip, sentences: list[str], on_progress=None) -> SentenceMeans:
+    """Encodes the sentences one by one (any encoder: T5, CLIP-L/G + T5, Qwen2.5-VL) and keeps running fp32 sums
+    only, so a thousand sentences of a 4096-wide encoder cost one sequence of memory."""
+    position = token = pooled_sum = None
+    same_length = True
+    for i, sentence in enumerate(sentences):
+        cond, pooled = clip.encode_from_tokens(clip.tokenize(sentence), return_pooled=True)
+        c = cond[0].detach().float().cpu()
+        token = c.mean(0, keepdim=True) if token is None else token + c.mean(0, keepdim=True)
+        if position is None and same_length:
+            position = c.clone()
+        elif same_length and position.shape == c.shape:
+            position += c
+        else:
+            same_length, position = False, None
+        if isinstance(pooled, torch.Tensor):
+            p = pooled.detach().float().cpu().reshape(-1)
+            pooled_sum = p if pooled_sum is None else pooled_sum + p
+        if on_progress is not None:
+            on_progress(i + 1)
+    n = len(sentences)
+    return SentenceMeans(n, position / n if position is not None else None, token / n,
+                         pooled_sum / n if pooled_sum is not None else None)

@@ -187,22 +187,52 @@ class EditDirection(io.ComfyNode):
     def execute(cls, clip, source, target):
         import comfy.utils
 
-        from ..directions.direction import compute_direction, mean_embedding
-        from .clip_prompts import encode_sentences, encoder_id
+        from .clip_prompts import is_clip_only
 
         node = "AttnEdit_EditDirection"
         src, tgt = _sentences(node, "source", source), _sentences(node, "target", target)
-        probe, pooled_probe = clip.encode_from_tokens(clip.tokenize(src[0]), return_pooled=True)
-        with_pooled = pooled_probe is not None and type(clip.cond_stage_model).__name__.startswith("SDXL")
         pbar = comfy.utils.ProgressBar(len(src) + len(tgt))
-        src_c, src_p = encode_sentences(clip, src, with_pooled, lambda n: pbar.update_absolute(n))
-        tgt_c, tgt_p = encode_sentences(clip, tgt, with_pooled, lambda n: pbar.update_absolute(len(src) + n))
-        width = probe.shape[-1]
-        direction = compute_direction(
-            mean_embedding([src_c]), mean_embedding([tgt_c]),
-            mean_embedding([src_p]) if with_pooled else None, mean_embedding([tgt_p]) if with_pooled else None,
-            encoder_id(clip, width), width, _describe(source), _describe(target), len(src), len(tgt))
-        return io.NodeOutput(direction)
+        if is_clip_only(clip):
+            return io.NodeOutput(_clip_direction(clip, src, tgt, source, target, pbar))
+        return io.NodeOutput(_any_encoder_direction(node, clip, src, tgt, source, target, pbar))
+
+
+def _clip_direction(clip, src, tgt, source, target, pbar):
+    """SD1.x / SD2.x / SDXL: per-position means over CLIP's 77 tokens, batched (and SDXL's pooled vector)."""
+    from ..directions.direction import compute_direction, mean_embedding
+    from .clip_prompts import encode_sentences, encoder_id
+
+    probe, pooled_probe = clip.encode_from_tokens(clip.tokenize(src[0]), return_pooled=True)
+    with_pooled = pooled_probe is not None and type(clip.cond_stage_model).__name__.startswith("SDXL")
+    src_c, src_p = encode_sentences(clip, src, with_pooled, lambda n: pbar.update_absolute(n))
+    tgt_c, tgt_p = encode_sentences(clip, tgt, with_pooled, lambda n: pbar.update_absolute(len(src) + n))
+    width = probe.shape[-1]
+    return compute_direction(
+        mean_embedding([src_c]), mean_embedding([tgt_c]),
+        mean_embedding([src_p]) if with_pooled else None, mean_embedding([tgt_p]) if with_pooled else None,
+        encoder_id(clip, width), width, _describe(source), _describe(target), len(src), len(tgt))
+
+
+def _any_encoder_direction(node, clip, src, tgt, source, target, pbar):
+    """Transformer models' encoders: per-position means when every sentence (source and target) encodes to one
+    length (the encoder pads), else each sentence's mean token (directions/direction.py, alignment)."""
+    from ..directions.direction import MEAN, POSITION, compute_direction
+    from .clip_prompts import encoder_id, sentence_means
+
+    a = sentence_means(clip, src, lambda n: pbar.update_absolute(n))
+    b = sentence_means(clip, tgt, lambda n: pbar.update_absolute(len(src) + n))
+    aligned = a.per_position is not None and b.per_position is not None and \
+        a.per_position.shape == b.per_position.shape
+    src_mean, tgt_mean = (a.per_position, b.per_position) if aligned else (a.token_mean, b.token_mean)
+    if not aligned:
+        log.info("%s: the sentences encode to different lengths (this encoder does not pad), so the direction is "
+                 "the difference of their mean tokens, added to every token.", node)
+    with_pooled = a.pooled is not None and b.pooled is not None
+    width = src_mean.shape[-1]
+    return compute_direction(src_mean, tgt_mean, a.pooled if with_pooled else None,
+                             b.pooled if with_pooled else None, encoder_id(clip, width), width, _describe(source),
+                             _describe(target), len(src), len(tgt), alignment=POSITION if aligned else MEAN,
+                             fingerprint=False)
 
 
 def _describe(text: str) -> str:

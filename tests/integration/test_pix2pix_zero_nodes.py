@@ -117,3 +117,51 @@ def test_empty_sentence_lists_are_refused(comfy, field, value, text):
     g = direction_graph(**{field: value})
     message = run(comfy, g, ok=False)["error"]["exception_message"]
     assert message.startswith(f"AttnEdit_EditDirection: input '{field}'") and text in message
+
+
+@pytest.mark.parametrize("layout", ["flux", "sd3", "qwen_image"])
+def test_directions_on_transformer_models_encoders(comfy, layout):
+    """T5 (Flux), CLIP-L/G + T5 (SD3) pad every sentence to one length: per-position means, pooled part too;
+    Qwen2.5-VL does not pad: the sentences' mean tokens, added to every token."""
+    from directions.templates import expand_concept
+
+    g = direction_graph(layout)
+    g["5"] = {"class_type": "AttnEditTest_Capture", "inputs": {"name": "d", "direction": ["2", 0],
+                                                               "conditioning": ["4", 0]}}
+    g["6"] = {"class_type": "AttnEditTest_Capture", "inputs": {"name": "c", "conditioning": ["3", 0]}}
+    run(comfy, g)
+    direction = comfy.captured["d"]["direction"]
+    (applied, applied_extra), = comfy.captured["d"]["conditioning"]
+    (original, original_extra), = comfy.captured["c"]["conditioning"]
+    clip = comfy.test_pack.nodes._MODELS[(layout, 0)][1]
+    encoded = {c: [clip.encode_from_tokens(clip.tokenize(s), return_pooled=True) for s in expand_concept(c)]
+               for c in ("cat", "dog")}
+
+    if layout == "qwen_image":
+        assert direction.alignment == "mean" and direction.embeddings.shape[0] == 1
+        assert len({c.shape[1] for c, _ in encoded["cat"]}) > 1, "Qwen's sentences differ in length"
+
+        def mean(concept):
+            return torch.stack([c[0].float().mean(0) for c, _ in encoded[concept]]).mean(0, keepdim=True)
+    else:
+        assert direction.alignment == "position" and direction.embeddings.shape[0] == original.shape[1]
+
+        def mean(concept):
+            return torch.cat([c for c, _ in encoded[concept]]).float().mean(0)
+    assert torch.allclose(direction.embeddings, mean("dog") - mean("cat"), atol=1e-4)
+    assert torch.allclose(applied, original + 0.5 * direction.embeddings, atol=1e-5)
+    assert (direction.pooled is not None) == (layout != "qwen_image")
+    if direction.pooled is not None:
+        pooled = {c: torch.cat([p for _, p in encoded[c]]).float().mean(0) for c in ("cat", "dog")}
+        assert torch.allclose(direction.pooled, pooled["dog"] - pooled["cat"], atol=1e-4)
+        assert torch.allclose(applied_extra["pooled_output"],
+                              original_extra["pooled_output"] + 0.5 * direction.pooled, atol=1e-5)
+
+
+def test_a_flux_direction_on_an_sd3_conditioning_is_refused(comfy):
+    g = direction_graph("flux")
+    g["6"] = {"class_type": "AttnEditTest_TinyModels", "inputs": {"layout": "sd3", "seed": 0}}
+    g["3"]["inputs"]["clip"] = ["6", 1]
+    message = run(comfy, g, ok=False)["error"]["exception_message"]
+    assert message.startswith("AttnEdit_ApplyEditDirection: input 'edit_direction'"), message
+    assert "FluxClipModel" in message and "recompute the direction" in message.lower(), message

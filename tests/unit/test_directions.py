@@ -213,3 +213,30 @@ def test_a_conditioning_from_another_encoder_of_the_same_kind_is_refused(tmp_pat
         apply_direction(other, None, loaded, 1.0)
     loaded.fingerprint = None
     apply_direction(other, None, loaded, 1.0)
+
+
+def test_other_encoders_line_up_by_position_or_by_mean_token():
+    from directions.direction import DirectionMismatch
+
+    src, tgt = torch.zeros(154, D), torch.arange(154.0)[:, None].expand(154, D)
+    d = compute_direction(src, tgt, None, None, "SD3ClipModel-4", D, "a", "b", 1, 1, fingerprint=False)
+    cond = torch.randn(1, 154, D)
+    out, _ = apply_direction(cond, None, d, 2.0)
+    assert d.fingerprint is None and torch.allclose(out, cond + 2.0 * tgt)
+    with pytest.raises(DirectionMismatch, match="pads sentences to 154 tokens"):
+        apply_direction(torch.randn(1, 160, D), None, d, 1.0)
+    mean = compute_direction(torch.zeros(1, D), torch.ones(1, D), None, None, "QwenImageTEModel_-4", D, "a", "b",
+                             1, 1, alignment="mean", fingerprint=False)
+    cond = torch.randn(2, 13, D)
+    out, _ = apply_direction(cond, None, mean, 0.5)
+    assert torch.allclose(out, cond + 0.5)
+    with pytest.raises(ValueError):
+        compute_direction(torch.zeros(3, D), torch.ones(3, D), None, None, "e", D, "a", "b", 1, 1, alignment="mean")
+
+
+def test_alignment_survives_save_and_load(tmp_path):
+    mean = compute_direction(torch.zeros(1, D), torch.ones(1, D), None, None, "QwenImageTEModel_-4", D, "a", "b",
+                             1, 1, alignment="mean", fingerprint=False)
+    save_direction(tmp_path / "m.safetensors", mean)
+    back = load_direction(tmp_path / "m.safetensors")
+    assert back.alignment == "mean" and torch.equal(back.embeddings, mean.embeddings) and back.fingerprint is None
