@@ -7,7 +7,7 @@ import torch
 
 from .comfy_adapter import _interrupt, flipped, run_in_sampler
 from .ddim import SIGMA_FLOOR
-from .flow import flow_edit, solve
+from .flow import flow_edit, regularized_denoiser, solve
 
 
 def _denoiser(model_k, extra_args):
@@ -17,13 +17,18 @@ def _denoiser(model_k, extra_args):
     return denoise
 
 
-def flow_invert(model, latent, positive, negative, cfg: float, sigmas: torch.Tensor, solver: str, seed: int = 0):
+def flow_invert(model, latent, positive, negative, cfg: float, sigmas: torch.Tensor, solver: str, seed: int = 0,
+                regularize=None):
     """(LATENT samples of x_T in VAE units, model calls): the flow ODE integrated from the image up the flipped
-    schedule (which starts at exactly 0) with `solver`."""
+    schedule (which starts at exactly 0) with `solver`; with `regularize` (eps [B, C, H, W] -> eps), every
+    prediction's implied noise is regularized first (flow.regularized_denoiser, pix2pix-zero)."""
     result = {}
 
     def body(model_k, x, sig, extra_args, callback):
-        x_T, result["calls"] = solve(_denoiser(model_k, extra_args), x, sig, solver, callback, _interrupt)
+        denoise = _denoiser(model_k, extra_args)
+        if regularize is not None:
+            denoise = regularized_denoiser(denoise, regularize)
+        x_T, result["calls"] = solve(denoise, x, sig, solver, callback, _interrupt)
         return x_T
 
     out = run_in_sampler(model, latent, {"positive": positive, "negative": negative or []}, cfg,

@@ -69,6 +69,36 @@ def solve(denoise: Denoiser, x: Tensor, sigmas: Sequence[float] | Tensor, solver
     return x, calls
 
 
+def regularized_denoiser(denoise: Denoiser, regularize: Callable[[Tensor], Tensor]) -> Denoiser:
+    """pix2pix-zero's noise regularizer (Parmar et al. 2023, §3.1) on a flow model's inversion.
+
+    The network predicts x0_hat (ComfyUI's denoised), hence the velocity v_hat = (x - x0_hat) / s. The noise it
+    implies follows from x_s = (1 - s) x0 + s eps and v = eps - x0:
+        eps_hat = x0_hat + v_hat = x + (1 - s) v_hat
+    (no division by s beyond the velocity's own). `regularize` pushes eps_hat towards white noise (auto-correlation
+    and KL terms) giving eps'; keeping x_s fixed, the prediction consistent with eps' is
+        x0' = (x - s eps') / (1 - s),   v' = v_hat + (eps' - eps_hat) / (1 - s)
+    so every solver step (x + h v') moves along the regularized noise, as the DDIM step of ddim.invert does with
+    the regularized eps. Predictions at s <= 0 or s >= 1 are passed through. `regularize` takes and returns
+    [B, C, H, W]; frame-axis latents [B, C, T, H, W] are handed to it frame by frame as a batch."""
+
+    def denoise_regularized(x: Tensor, sigma: Tensor) -> Tensor:
+        x0 = denoise(x, sigma)
+        s = float(sigma.flatten()[0])
+        if not 0.0 < s < 1.0:
+            return x0
+        eps = x + (1.0 - s) * (x - x0) / s
+        if eps.ndim == 5:
+            b, c, t, h, w = eps.shape
+            frames = eps.transpose(1, 2).reshape(b * t, c, h, w)
+            eps_reg = regularize(frames).reshape(b, t, c, h, w).transpose(1, 2)
+        else:
+            eps_reg = regularize(eps)
+        return (x - s * eps_reg.to(x.dtype)) / (1.0 - s)
+
+    return denoise_regularized
+
+
 def steps_for_calls(solver: str, calls: int) -> int:
     """Steps a solver can take with a budget of model calls (fireflow: one call more than its steps)."""
     if solver == "midpoint":

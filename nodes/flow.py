@@ -44,14 +44,16 @@ class FlowInversion(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id=INVERSION_NODE,
-            display_name="Flow Inversion (Euler / RF-Solver / FireFlow)",
+            display_name="Flow Inversion (Euler / RF-Solver / FireFlow, pix2pix-zero regularizer)",
             category=CATEGORY,
             description="Integrates a flow model's ODE from the image up to noise. euler: 1 model call a step; "
                         "midpoint: RF-Solver's second-order step (2 calls a step); fireflow: the midpoint step "
                         "reusing the last velocity (1 call a step, second order). Sample back with SamplerCustom "
                         f"(add_noise off) on the returned SIGMAS (they start at {FLOW_SIGMA_TOP}, where a flow "
                         "model's start still sees the latent) and the returned SAMPLER, which integrates with the "
-                        "same solver; or feed x_T to a P2P node first.",
+                        "same solver; or feed x_T to a P2P node first. With lambda_ac / lambda_kl > 0 the noise each "
+                        "prediction implies (x + (1 - s) v) is pushed towards white Gaussian noise as pix2pix-zero's "
+                        "DDIM inversion does, for its guided sampler.",
             inputs=[
                 io.Model.Input("model"),
                 io.Latent.Input("latent", tooltip="The image, VAE-encoded with this model's VAE (batch 1)."),
@@ -62,14 +64,26 @@ class FlowInversion(io.ComfyNode):
                                tooltip="Guidance of the inversion. 1: the caption's velocity alone (usual)."),
                 io.Conditioning.Input("negative", optional=True, tooltip="Needed only when cfg is not 1."),
                 _scheduler_input("simple"),
+                io.Float.Input("lambda_ac", default=0.0, min=0.0, max=10000.0, step=0.5, optional=True,
+                               tooltip="pix2pix-zero's regularizer: weight of the auto-correlation term on the noise "
+                                       "each prediction implies (0 = plain inversion; pix2pix-zero: 20)."),
+                io.Float.Input("lambda_kl", default=0.0, min=0.0, max=10000.0, step=0.5, optional=True,
+                               tooltip="pix2pix-zero's regularizer: weight of the KL-to-N(0, 1) term (0 = off; "
+                                       "pix2pix-zero: 20)."),
+                io.Int.Input("reg_steps", default=5, min=0, max=100, optional=True),
+                io.Int.Input("ac_rolls", default=5, min=0, max=100, optional=True),
+                io.Int.Input("seed", default=0, min=0, max=0xffffffffffffffff, optional=True,
+                             tooltip="Seed of the regularizer's random rolls."),
             ],
             outputs=[io.Latent.Output(display_name="x_T"), io.Sigmas.Output(display_name="sigmas"),
                      io.Sampler.Output(display_name="sampler")],
         )
 
     @classmethod
-    def execute(cls, model, latent, positive, steps, solver, cfg, negative=None, scheduler="simple"):
+    def execute(cls, model, latent, positive, steps, solver, cfg, negative=None, scheduler="simple", lambda_ac=0.0,
+                lambda_kl=0.0, reg_steps=5, ac_rolls=5, seed=0):
         from ..inversion.comfy_flow import flow_invert, solver_sampler
+        from .inversion import noise_regularizer
 
         require_flow_model(INVERSION_NODE, model)
         require_latent(INVERSION_NODE, model, latent, single=True)
@@ -80,7 +94,9 @@ class FlowInversion(io.ComfyNode):
             raise InputError(INVERSION_NODE, "negative", f"cfg {cfg} needs a negative conditioning; connect one "
                                                          "or use cfg 1.")
         sigmas = schedule(model, steps, scheduler)
-        x_T, calls = flow_invert(model, latent, positive, negative, cfg, sigmas, solver)
+        regularize, report = noise_regularizer(INVERSION_NODE, lambda_ac, lambda_kl, reg_steps, ac_rolls, seed)
+        x_T, calls = flow_invert(model, latent, positive, negative, cfg, sigmas, solver, regularize=regularize)
+        report()
         log.info("%s: %s inversion, %d steps, %d model calls", INVERSION_NODE, solver, steps, calls)
         out = {k: v for k, v in latent.items() if k not in ("samples", "noise_mask")}
         out["samples"] = x_T

@@ -32,6 +32,42 @@ def _scheduler_input():
                                                  "(or the same scheduler and steps).")
 
 
+def noise_regularizer(node: str, lambda_ac: float, lambda_kl: float, reg_steps: int, ac_rolls: int, seed: int):
+    """(eps -> regularized eps, or None when every term is off; a function that logs what the regularizer had to
+    skip or clip)."""
+    stats = {"updates": 0, "skipped": 0, "clipped": 0}
+    generator = torch.Generator().manual_seed(seed)
+
+    def regularize(eps):
+        out, s = regularize_noise(eps, lambda_ac, lambda_kl, reg_steps, ac_rolls, generator=generator)
+        stats["updates"] += s.updates
+        stats["skipped"] += s.skipped
+        stats["clipped"] += s.clipped
+        return out
+
+    def report():
+        if stats["skipped"] or stats["clipped"]:
+            log.warning("%s: the regularizer skipped %d of %d updates because of NaN/Inf and cut %d runaway updates "
+                        "down to the noise's own size (flat regions, small latents or fp16).", node,
+                        stats["skipped"], stats["skipped"] + stats["updates"], stats["clipped"])
+
+    on = reg_steps > 0 and (lambda_ac > 0 or lambda_kl > 0)
+    return (regularize if on else None), report
+
+
+def require_ddim_model(node: str, model) -> None:
+    """A UNet; a flow model is sent to the flow inversion node, which has the same regularizer."""
+    from ..inversion.comfy_adapter import is_flow
+
+    if is_flow(model):
+        raise InputError(node, "model", "this is a rectified-flow model (Flux, SD3/SD3.5, Qwen-Image, the demo DiT), "
+                                        "which DDIM inversion does not fit. Use AttnEdit_FlowInversion: it inverts "
+                                        "flow models and, with lambda_ac / lambda_kl, applies pix2pix-zero's noise "
+                                        "regularizer (for an exact reconstruction under P2P: AttnEdit_DirectInversion)"
+                                        ".")
+    require_unet(node, model)
+
+
 class DDIMInvertRegularized(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -65,7 +101,7 @@ class DDIMInvertRegularized(io.ComfyNode):
     def execute(cls, model, latent, positive, steps, lambda_ac, lambda_kl, reg_steps, ac_rolls, cfg, negative=None,
                 scheduler="ddim_uniform", seed=0):
         node = "AttnEdit_DDIMInvertRegularized"
-        require_unet(node, model)
+        require_ddim_model(node, model)
         require_latent(node, model, latent)
         _check_steps(node, steps)
         if cfg != 1.0 and negative is None:
@@ -75,22 +111,10 @@ class DDIMInvertRegularized(io.ComfyNode):
             log.warning("%s: inverting with cfg %g: DDIM inversion is exact only for the conditional prediction "
                         "(cfg 1); expect the reconstruction to drift.", node, cfg)
         sigmas = schedule(model, steps, scheduler)
-        stats = {"updates": 0, "skipped": 0, "clipped": 0}
-        generator = torch.Generator().manual_seed(seed)
-
-        def regularize_step(eps, step):
-            out, s = regularize_noise(eps, lambda_ac, lambda_kl, reg_steps, ac_rolls, generator=generator)
-            stats["updates"] += s.updates
-            stats["skipped"] += s.skipped
-            stats["clipped"] += s.clipped
-            return out
-
-        regularize = regularize_step if reg_steps > 0 and (lambda_ac > 0 or lambda_kl > 0) else None
-        x_T = ddim_invert(model, latent, positive, negative, cfg, sigmas, regularize, seed)
-        if stats["skipped"] or stats["clipped"]:
-            log.warning("%s: the regularizer skipped %d of %d updates because of NaN/Inf and cut %d runaway updates "
-                        "down to the noise's own size (flat regions, small latents or fp16).", node,
-                        stats["skipped"], stats["skipped"] + stats["updates"], stats["clipped"])
+        regularize, report = noise_regularizer(node, lambda_ac, lambda_kl, reg_steps, ac_rolls, seed)
+        x_T = ddim_invert(model, latent, positive, negative, cfg, sigmas,
+                          (lambda eps, step: regularize(eps)) if regularize else None, seed)
+        report()
         out = {k: v for k, v in latent.items() if k not in ("samples", "noise_mask")}
         out["samples"] = x_T
         return io.NodeOutput(out, sigmas)
@@ -132,7 +156,7 @@ class NullTextInversion(io.ComfyNode):
         import comfy.utils
 
         node = "AttnEdit_NullTextInversion"
-        require_unet(node, model)
+        require_ddim_model(node, model)
         require_latent(node, model, latent, single=True)
         _check_steps(node, steps)
         sigmas = schedule(model, steps, scheduler)

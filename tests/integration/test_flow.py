@@ -156,3 +156,40 @@ def test_a_unet_model_and_a_foreign_latent_are_refused(comfy):
     x_T, sigmas, sampler = invert(g)
     message = refusal(comfy, sample_back(g, x_T, sigmas, sampler))
     assert message.startswith("AttnEdit_FlowInversion: input 'latent'") and "this model's VAE" in message, message
+
+
+@pytest.mark.parametrize("layout", ["flux", "qwen_image"])
+def test_regularized_flow_inversion_gives_whiter_noise(comfy, layout):
+    from inversion.regularizer import kl_to_standard_normal, lag1_autocorrelation
+
+    def x_T(**extra):
+        g = graph(layout, size=128, channels=16)
+        node = invert(g, "euler", **extra)[0]
+        g["12"] = {"class_type": "AttnEditTest_Capture", "inputs": {"name": "out", "latent": node}}
+        comfy.reset_cache()
+        comfy.run(g)
+        return comfy.captured["out"]["latent"]["samples"]
+
+    plain, off = x_T(), x_T(lambda_ac=0.0, lambda_kl=0.0, reg_steps=5)
+    reg = x_T(lambda_ac=20.0, lambda_kl=20.0)
+    assert torch.equal(plain, off), "both weights 0 is plain inversion"
+    frames = [t[:, :, 0] if t.ndim == 5 else t for t in (plain, reg)]  # Qwen-Image: [B, C, 1, H, W]
+    plain_eps, reg_eps = (f / f.std() for f in frames)
+    assert lag1_autocorrelation(reg_eps) < lag1_autocorrelation(plain_eps), layout
+    assert kl_to_standard_normal(reg_eps) < kl_to_standard_normal(plain_eps), layout
+    assert torch.isfinite(reg).all()
+
+
+@pytest.mark.parametrize("node", ["AttnEdit_DDIMInvertRegularized", "AttnEdit_NullTextInversion"])
+def test_ddim_inversion_nodes_send_flow_models_to_the_flow_inversion(comfy, node):
+    g = flow_graph()
+    inputs = {"model": ["1", 0], "latent": ["2", 0], "positive": ["3", 0], "steps": 4, "cfg": 1.0}
+    if node == "AttnEdit_DDIMInvertRegularized":
+        inputs.update(lambda_ac=20.0, lambda_kl=20.0, reg_steps=5, ac_rolls=5)
+    else:
+        inputs.update(negative=["4", 0], inner_steps=1, early_stop=1e-5)
+    g["10"] = {"class_type": node, "inputs": inputs}
+    g["12"] = {"class_type": "AttnEditTest_Capture", "inputs": {"name": "out", "latent": ["10", 0 if "DDIM" in node
+                                                                                          else 1]}}
+    message = refusal(comfy, g)
+    assert message.startswith(f"{node}: input 'model'") and "AttnEdit_FlowInversion" in message, message
