@@ -539,3 +539,23 @@ def test_autograd_safe_lets_gradients_through_inference_weights_without_touching
         expected = 2 * (x @ layer.weight.T + layer.bias) @ layer.weight
     assert torch.allclose(grad, expected, atol=1e-6)
     assert layer.weight.is_inference() and layer.weight.grad is None
+
+
+def test_regularized_flow_denoiser_moves_the_implied_noise_and_keeps_x():
+    from inversion.flow import regularized_denoiser
+
+    g = torch.Generator().manual_seed(0)
+    x0, eps = torch.randn(1, 4, 8, 8, generator=g), torch.randn(1, 4, 8, 8, generator=g)
+    s = 0.4
+    x = (1 - s) * x0 + s * eps
+    sigma = torch.tensor([s])
+    exact = regularized_denoiser(lambda xx, ss: x0.clone(), lambda e: e)
+    torch.testing.assert_close(exact(x, sigma), x0)  # identity regularizer: the prediction itself
+    target = torch.randn(1, 4, 8, 8, generator=g)
+    moved = regularized_denoiser(lambda xx, ss: x0.clone(), lambda e: target)(x, sigma)
+    # the prediction's implied noise is now the regularized one, on the same x_s
+    torch.testing.assert_close((x - (1 - s) * moved) / s, target, rtol=1e-4, atol=1e-4)
+    five = regularized_denoiser(lambda xx, ss: x0[:, :, None].clone(), lambda e: e * 0 + target[0])
+    out = five(x[:, :, None], sigma)  # frame-axis latents go through frame by frame
+    assert out.shape == (1, 4, 1, 8, 8)
+    assert torch.equal(regularized_denoiser(lambda xx, ss: x0, lambda e: target)(x, torch.tensor([0.0])), x0)
