@@ -144,11 +144,12 @@ def _inversion(kind: str, lambda_reg: float = 0.0, cfg: float = 1.0):
         return {"class_type": "AttnEdit_DirectInversion", "inputs": {
             "model": ["1", 0], "latent": ["21", 0], "positive": ["22", 0], "steps": STEPS, "cfg": cfg,
             "scheduler": _setup.scheduler}}
-    if kind.startswith("flow_"):  # flow_<solver>[_<steps>]
+    if kind.startswith("flow_"):  # flow_<solver>[_<steps>]; lambda_reg: pix2pix-zero's regularizer
         solver, _, steps = kind[len("flow_"):].partition("_")
         return {"class_type": "AttnEdit_FlowInversion", "inputs": {
             "model": ["1", 0], "latent": ["21", 0], "positive": ["22", 0], "steps": int(steps or STEPS),
-            "solver": solver, "cfg": cfg, "scheduler": _setup.scheduler}}
+            "solver": solver, "cfg": cfg, "scheduler": _setup.scheduler, "lambda_ac": lambda_reg,
+            "lambda_kl": lambda_reg, "reg_steps": 5, "ac_rolls": 5, "seed": 0}}
     if kind == "null_text":
         return {"class_type": "AttnEdit_NullTextInversion", "inputs": {
             "model": ["1", 0], "latent": ["21", 0], "positive": ["22", 0], "negative": ["4", 0], "cfg": cfg,
@@ -182,10 +183,11 @@ def reconstruct(comfy, text: str, seed: int, method: str) -> tuple[np.ndarray, n
     return _capture(comfy, "input"), _capture(comfy, "out")
 
 
-def pix2pix_zero(comfy, text: str, seed: int, source: str, target: str, xa: float):
-    """(drawn image, edit, reconstruction): regularized inversion, template direction, guided sampling."""
+def pix2pix_zero(comfy, text: str, seed: int, source: str, target: str, xa: float, lambda_reg: float = 20.0):
+    """(drawn image, edit, reconstruction): regularized inversion (DDIM on the UNet, Euler flow inversion on the
+    DiT), template direction, guided sampling (the caption as negative, cfg 5 on both)."""
     api = _draw_and_encode(text, seed)
-    api["23"] = _inversion("ddim", 20.0)
+    api["23"] = _inversion("flow_euler" if _setup.architecture == "dit" else "ddim", lambda_reg)
     api["41"] = {"class_type": "AttnEdit_EditDirection", "inputs": {"clip": ["1", 1], "source": source,
                                                                      "target": target}}
     api["42"] = {"class_type": "AttnEdit_ApplyEditDirection", "inputs": {

@@ -134,7 +134,8 @@ DEMO_TWIN = {"p2p_word_swap": "demo_shape_swap", "p2p_refine": "demo_refine", "p
              "flux_reweight": "demo_dit_reweight", "flux_attention_maps": "demo_dit_attention_maps",
              "sd35_word_swap": "demo_dit_colour_swap", "qwen_image_word_swap": "demo_dit_colour_swap",
              "flux_flow_edit": "demo_dit_flow_edit", "sd35_flow_edit": "demo_dit_flow_edit",
-             "flux_real_p2p_direct_inversion": "demo_dit_real_direct_inversion", "flux_word_mask": "demo_dit_word_mask"}
+             "flux_real_p2p_direct_inversion": "demo_dit_real_direct_inversion", "flux_word_mask": "demo_dit_word_mask",
+             "flux_pix2pix_zero": "demo_dit_pix2pix_zero", "sd35_pix2pix_zero": "demo_dit_pix2pix_zero"}
 
 
 def write_thumbnails(out: Path, rows, size: int = 256) -> list[Path]:

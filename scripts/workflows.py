@@ -264,6 +264,8 @@ DEMO_SPECS = {
 # is (euler / simple) but with real classifier-free guidance and an empty negative, as it was trained.
 DEMO_DIT_CFG = 5.0
 DEMO_DIT_BLEND_THRESHOLD = 0.5
+# pix2pix-zero's cross-attention guidance on joint attention (the output maps of joint_maps.py)
+DIT_XA_GUIDANCE = 0.1
 
 
 def _demo_dit(name: str) -> dict:
@@ -294,6 +296,17 @@ def _demo_dit_real(name: str) -> dict:
 
 
 DEMO_DIT_SPECS["demo_dit_real_direct_inversion"] = _demo_dit_real("demo_real_direct_inversion")
+# pix2pix-zero on the demo DiT: the UNet demo's graph with the regularized flow inversion (Euler, as the guided sampler
+# steps) in place of DDIM inversion.
+DEMO_DIT_SPECS["demo_dit_pix2pix_zero"] = json.loads(json.dumps(DEMO_SPECS["demo_pix2pix_zero"]))
+_p2pz = DEMO_DIT_SPECS["demo_dit_pix2pix_zero"]
+_p2pz["1"]["inputs"] = {"architecture": "dit"}
+_p2pz["23"] = {"class_type": "AttnEdit_FlowInversion", "inputs": {
+    "model": ["1", 0], "latent": ["21", 0], "positive": ["22", 0], "steps": DEMO_STEPS, "solver": "euler", "cfg": 1.0,
+    "scheduler": "simple", "lambda_ac": 20.0, "lambda_kl": 20.0, "reg_steps": 5, "ac_rolls": 5, "seed": 0}}
+_p2pz["30"]["inputs"].update(scheduler="simple", cfg=DEMO_DIT_CFG, xa_guidance=DIT_XA_GUIDANCE)
+for _node in ("8", "9", "10"):
+    _p2pz[_node]["inputs"]["filename_prefix"] = _p2pz[_node]["inputs"]["filename_prefix"].replace("demo/", "demo/dit_")
 # FlowEdit on a drawn scene: no inversion; the shape word changes.
 DEMO_DIT_FLOW_EDIT = {"steps": DEMO_STEPS, "n_max": 15, "n_min": 0, "n_avg": 1, "source_cfg": 3.0, "target_cfg": 7.0}
 DEMO_DIT_SPECS["demo_dit_flow_edit"] = {
@@ -467,7 +480,48 @@ def _flow_real_p2p(cfg):
             "negative": ["4", 0], "sampler": ["24", 0], "sigmas": ["23", 2], "latent_image": ["2", 2]}}}
 
 
+# pix2pix-zero on a flow model: BLIP caption -> regularized flow inversion (Euler, which the guided sampler's steps
+# retrace) -> cat->dog direction on the caption -> guided sampling, the caption as negative (pix2pix-zero's real-image
+# setting). Flux.1-dev samples at cfg 1 with its guidance embedding (FluxGuidance on the caption, which the edit
+# conditioning inherits); SD3.5 at real cfg.
+
+
+def _dit_pix2pix_zero(family: str, cfg: float, steps: int, title: str) -> dict:
+    api = _dit_real(family, {}, title)
+    clip = api["22"]["inputs"]["clip"]
+    vae = api["21"]["inputs"]["vae"]
+    for node in ("25", "4", "6", "7"):
+        del api[node]
+    caption = ["22", 0]
+    api["40"] = {"class_type": "AttnEdit_BLIPCaption", "inputs": {
+        "image": ["20", 0], "blip_model": BLIP_FOLDER, "prefix": "", "max_new_tokens": 30}}
+    api["22"]["inputs"]["text"] = ["40", 0]
+    if family.startswith("flux"):
+        api["10"] = {"class_type": "FluxGuidance", "inputs": {"conditioning": ["22", 0], "guidance": 3.5}}
+        caption = ["10", 0]
+    api.update({
+        "23": {"class_type": "AttnEdit_FlowInversion", "inputs": {
+            "model": ["1", 0], "latent": ["21", 0], "positive": caption, "steps": steps, "solver": "euler",
+            "cfg": 1.0, "scheduler": "simple", "lambda_ac": 20.0, "lambda_kl": 20.0, "reg_steps": 5, "ac_rolls": 5,
+            "seed": 0}},
+        "41": {"class_type": "AttnEdit_EditDirection", "inputs": {"clip": clip, "source": "cat", "target": "dog"}},
+        "42": {"class_type": "AttnEdit_ApplyEditDirection", "inputs": {
+            "conditioning": caption, "edit_direction": ["41", 0], "strength": 1.0}},
+        "30": {"class_type": "AttnEdit_CrossAttnGuidedSampler", "inputs": {
+            "model": ["1", 0], "positive": caption, "edit_positive": ["42", 0], "negative": caption,
+            "latent": ["23", 0], "sigmas": ["23", 1], "cfg": cfg, "xa_guidance": DIT_XA_GUIDANCE,
+            "mode": "real image (latent = inverted x_T)", "seed": 0}},
+        "6": {"class_type": "VAEDecode", "inputs": {"samples": ["30", 0], "vae": vae}},
+        "7": {"class_type": "VAEDecode", "inputs": {"samples": ["30", 1], "vae": vae}},
+        "8": {"class_type": "SaveImage", "inputs": {"images": ["6", 0], "filename_prefix": f"attn_edit/{title}_edit"}},
+        "9": {"class_type": "SaveImage", "inputs": {"images": ["7", 0], "filename_prefix": f"attn_edit/{title}_rec"}},
+    })
+    return api
+
+
 DIT_SPECS = {
+    "flux_pix2pix_zero": _dit_pix2pix_zero("flux", 1.0, 28, "flux_pix2pix_zero"),
+    "sd35_pix2pix_zero": _dit_pix2pix_zero("sd3", 5.0, 50, "sd35_pix2pix_zero"),
     "flux_word_swap": _dit("flux", "AttnEdit_P2PReplace", {
         "source_prompt": "a cat sitting next to a mirror",
         "target_prompts": "a tiger sitting next to a mirror\na lion sitting next to a mirror"}, "flux_word_swap"),
@@ -746,7 +800,8 @@ WHAT = {  # the node that makes the workflow what it is -> what it does, in a us
                             "factors push it away); the first image is the prompt unchanged.",
     "AttnEdit_AttentionMaps": "Attention maps: where each word of the prompt acts in the image, one tile per token, "
                               "averaged over steps and layers.",
-    "AttnEdit_CrossAttnGuidedSampler": "pix2pix-zero: the image is inverted (regularized DDIM), an edit direction "
+    "AttnEdit_CrossAttnGuidedSampler": "pix2pix-zero: the image is inverted (regularized DDIM, or regularized flow "
+                                       "inversion on flow models), an edit direction "
                                        "(target minus source word) moves its caption, and cross-attention guidance "
                                        "keeps the structure.",
     "AttnEdit_FlowEdit": "FlowEdit: an edit with no inversion, moving the image along the difference of the target "
