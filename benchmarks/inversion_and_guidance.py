@@ -150,3 +150,42 @@ def direction_seconds(comfy, layout: str, n: int = 1000) -> float:
     with torch.inference_mode():
         _, seconds = _timed(lambda: pz.EditDirection.execute(clip, source, target))
     return seconds
+
+
+def run_flow(comfy, layout: str, size: int, steps: int):
+    """Flow models: regularized vs plain Euler flow inversion, and the guided sampler (edit + reconstruction, one
+    gradient pass a step) vs plain sampling of the same steps, at cfg 1 as Flux.1-dev runs; peak memory of both."""
+    import nodes
+
+    from benchmarks.p2p_speed import _models
+
+    flow = comfy.pack("nodes.flow")
+    clip_prompts = comfy.pack("nodes.clip_prompts")
+    model, clip, channels, cfg = _models(layout)
+    g = torch.Generator().manual_seed(5)
+    latent = {"samples": torch.randn(1, channels, size // 8, size // 8, generator=g)}
+    caption = clip_prompts.encode_rows(clip, ["a photo of a cat sitting on a mat"])
+    edit = clip_prompts.encode_rows(clip, ["a photo of a dog sitting on a mat"])
+    rows = []
+    with torch.inference_mode():
+        inversion = flow.FlowInversion
+        inversion.execute(model, latent, caption, 2, "euler", 1.0)  # warm-up
+        (x_T, sigmas, _), t_plain = _timed(lambda: inversion.execute(model, latent, caption, steps, "euler", 1.0).result)
+        _, t_reg = _timed(lambda: inversion.execute(model, latent, caption, steps, "euler", 1.0, lambda_ac=20.0,
+                                                    lambda_kl=20.0).result)
+        rows.append(("regularized flow inversion / plain flow inversion (Euler)", t_plain, t_reg, t_reg / t_plain))
+
+        def sample_back():
+            return nodes.common_ksampler(model, 0, steps, cfg, "euler", "simple", edit, caption, x_T,
+                                         disable_noise=True)[0]["samples"]
+
+        guided = comfy.pack("attention.comfy_guided_sampler").guided_sample
+        (_, t_sample), mb_sample = _peak_rss_mb(lambda: _timed(sample_back))
+        ((_, _, stats), t_guided), mb_guided = _peak_rss_mb(lambda: _timed(
+            lambda: guided(model, caption, edit, caption, x_T, sigmas, cfg, 0.1)))
+        rows.append((f"cross-attention guided sampler / plain sampling (cfg {cfg:g})", t_sample, t_guided,
+                     t_guided / t_sample))
+        rows.append(("  peak RSS growth MB: guided / plain", mb_sample, mb_guided, mb_guided / max(mb_sample, 1e-9)))
+        rows.append(("  reference maps held by the guided sampler, MB (one step)", 0.0,
+                     stats["reference_map_bytes"] / 2**20, float("nan")))
+    return rows

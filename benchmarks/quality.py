@@ -746,6 +746,45 @@ def pix2pix_zero_edit(comfy, n: int, xas=(0.0, 0.1), sentences: str = "templates
     return out
 
 
+def flow_noise(comfy, n: int, lambdas=(0.0, 20.0)) -> dict:
+    """Whiteness of the demo DiT's Euler flow inversion x_T (lag-1 spatial auto-correlation, KL to N(0, 1)) and the
+    PSNR of sampling it back (euler, cfg 1), plain (lambda 0) vs pix2pix-zero's regularizer (lambda_ac = lambda_kl)."""
+    from inversion.regularizer import kl_to_standard_normal, lag1_autocorrelation
+
+    rows = {lam: {"lag1": [], "kl": [], "psnr": []} for lam in lambdas}
+    for text, seed in drawn_captions(n):
+        for lam in lambdas:
+            api = _draw_and_encode(text, seed)
+            api["23"] = _inversion("flow_euler", lam)
+            api.update(_flow_sample(["1", 0], ["22", 0], ["23", 0], ["23", 1], ["23", 2], 1.0))
+            api.update(_decode_capture(["5", 0]))
+            api["95"] = {"class_type": "AttnEditTest_Capture", "inputs": {"name": "x_T", "latent": ["23", 0]}}
+            comfy.run(api)
+            x_T = comfy.captured["x_T"]["latent"]["samples"].float()
+            rows[lam]["lag1"].append(lag1_autocorrelation(x_T))
+            rows[lam]["kl"].append(kl_to_standard_normal(x_T))
+            rows[lam]["psnr"].append(psnr(_capture(comfy, "input"), _capture(comfy, "out")))
+    return {lam: {k: float(np.mean(v)) for k, v in r.items()} for lam, r in rows.items()}
+
+
+def pix2pix_zero_naive(comfy, n: int, sentences: str = "templates") -> Summary:
+    """The edited caption (caption + direction) sampled from fresh noise: pix2pix-zero's naive re-generation."""
+    source, target = ("circle", "square") if sentences == "templates" else world_sentences("circle", "square")
+    out = Summary(f"naive re-generation ({sentences})")
+    for text, seed in drawn_captions(n, seed=700, one_object=True, shape="circle"):
+        api = _draw_and_encode(text, seed)
+        api["3"] = {"class_type": _setup.latent_node, "inputs": {"width": SIZE, "height": SIZE, "batch_size": 1}}
+        api["41"] = {"class_type": "AttnEdit_EditDirection", "inputs": {"clip": ["1", 1], "source": source,
+                                                                         "target": target}}
+        api["42"] = {"class_type": "AttnEdit_ApplyEditDirection", "inputs": {
+            "conditioning": ["22", 0], "edit_direction": ["41", 0], "strength": 1.0}}
+        api["5"] = _ksampler(["1", 0], ["42", 0], ["3", 0], seed, cfg=5.0, negative=("22", 0))
+        api.update(_decode_capture(["5", 0]))
+        comfy.run(api)
+        out.add(compare(_capture(comfy, "input"), _capture(comfy, "out"), "shape", "square"))
+    return out
+
+
 # ---------------------------------------------------------------- report
 
 def _row(s: Summary) -> str:
@@ -772,6 +811,27 @@ def _blend_lines(lb: dict, rows) -> list[str]:
         mask = f"{lb[k]['mask']:.0%}" if "mask" in lb[k] else ""
         lines.append(f"| {name} | {lb[k]['n']} | {lb[k]['success']:.0%} | {lb[k]['other']:.1f} | "
                      f"{lb[k]['background']:.1f} | {mask} |")
+    return lines
+
+
+DIT_XAS = (0.0, 0.03, 0.1)
+
+
+def _pix2pix_zero_dit_lines(comfy, trials: int) -> list[str]:
+    """pix2pix-zero on the demo DiT: guided (each xa) vs unguided (xa 0) vs naive re-generation, both sentence sets;
+    whiteness and round trip of the plain vs regularized Euler flow inversion."""
+    lines = ["", "**pix2pix-zero on the DiT** (drawn one-circle scenes, circle -> square; regularized Euler flow "
+                 "inversion, guided sampler at cfg 5 with the caption as negative):", "",
+             "| edit | n | success | other attributes kept | centre shift | |log size ratio| | silhouette IoU | "
+             "background change (0-255) |", "|---|---|---|---|---|---|---|---|"]
+    for sentences in ("templates", "world"):
+        for s in pix2pix_zero_edit(comfy, trials, xas=DIT_XAS, sentences=sentences).values():
+            lines.append(_row(s))
+        lines.append(_row(pix2pix_zero_naive(comfy, trials, sentences)))
+    noise = flow_noise(comfy, trials)
+    lines += ["", "**Flow inversion noise** (Euler, 20 steps, drawn scenes): " + "; ".join(
+        f"lambda {lam:g}: lag-1 auto-correlation {r['lag1']:.3f}, KL to N(0, 1) {r['kl']:.3f}, round trip "
+        f"{r['psnr']:.1f} dB" for lam, r in noise.items())]
     return lines
 
 
@@ -842,6 +902,7 @@ def run_dit(trials: int = 24, comfy=None) -> str:
         # one joint grid: the blend_resolution choice does not apply
         lines += _blend_lines(local_blend(comfy, trials), (
             ("blend", "P2P + local blend"), ("p2p", "P2P, no blend"), ("naive", "naive baseline")))
+        lines += _pix2pix_zero_dit_lines(comfy, trials)
         fi = flow_inversion(comfy, max(trials // 4, 4))
         lines += ["", "**Flow inversion** (drawn scenes; PSNR dB of invert + sample back with the same solver, cfg 1; "
                       f"VAE alone {fi['psnr']['vae']:.1f}):", "", "| solver | " +

@@ -69,10 +69,17 @@ def main():
     for title, layout, size, steps, repeats, cases in configs:
         rows = p2p_speed.run(host, layout, size, steps, repeats, cases, memory=layout.endswith("_full"))
         print(table(f"P2P KSampler vs plain KSampler on the same batch — {title}", header, rows), flush=True)
+    from benchmarks import inversion_and_guidance as ig
+
+    flow_runs = [("tiny Flux layout, 256x256, 8 steps", "flux", 256, 8)]
+    if not opts.quick:
+        flow_runs.append((f"full-width Flux layout (random weights), {opts.flux_size}x{opts.flux_size}, 2 steps",
+                          "flux_full", opts.flux_size, 2))
+    for title, layout, size, steps in flow_runs:
+        print(table(f"Flow inversion and pix2pix-zero costs — {title}", ("case", "baseline s", "method s", "ratio"),
+                    ig.run_flow(host, layout, size, steps)), flush=True)
     if opts.flux_only:
         return
-
-    from benchmarks import inversion_and_guidance as ig
 
     runs = [("tiny SD1.5 layout, 256x256, 20 steps", "sd15", 256, 20, True, True)]
     if not opts.quick:
