@@ -44,7 +44,7 @@ class FlowInversion(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id=INVERSION_NODE,
-            display_name="Flow Inversion (Euler / RF-Solver / FireFlow, pix2pix-zero regularizer)",
+            display_name="Flow Inversion (Euler / RF-Solver / FireFlow)",
             category=CATEGORY,
             description="Integrates a flow model's ODE from the image up to noise. euler: 1 model call a step; "
                         "midpoint: RF-Solver's second-order step (2 calls a step); fireflow: the midpoint step "
