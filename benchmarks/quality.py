@@ -183,7 +183,8 @@ def reconstruct(comfy, text: str, seed: int, method: str) -> tuple[np.ndarray, n
     return _capture(comfy, "input"), _capture(comfy, "out")
 
 
-def pix2pix_zero(comfy, text: str, seed: int, source: str, target: str, xa: float, lambda_reg: float = 20.0):
+def pix2pix_zero(comfy, text: str, seed: int, source: str, target: str, xa: float, lambda_reg: float = 20.0,
+                 alignment: str = "position"):
     """(drawn image, edit, reconstruction): regularized inversion (DDIM on the UNet, Euler flow inversion on the
     DiT), template direction, guided sampling (the caption as negative, cfg 5 on both)."""
     api = _draw_and_encode(text, seed)
@@ -192,6 +193,9 @@ def pix2pix_zero(comfy, text: str, seed: int, source: str, target: str, xa: floa
                                                                      "target": target}}
     api["42"] = {"class_type": "AttnEdit_ApplyEditDirection", "inputs": {
         "conditioning": ["22", 0], "edit_direction": ["41", 0], "strength": 1.0}}
+    if alignment == "mean":  # the direction as each sentence's mean token, added to every token
+        api["43"] = {"class_type": "AttnEditTest_MeanTokenDirection", "inputs": {"direction": ["41", 0]}}
+        api["42"]["inputs"]["edit_direction"] = ["43", 0]
     api["30"] = {"class_type": "AttnEdit_CrossAttnGuidedSampler", "inputs": {
         "model": ["1", 0], "positive": ["22", 0], "edit_positive": ["42", 0], "negative": ["22", 0],
         "latent": ["23", 0], "sigmas": ["23", 1], "cfg": 5.0, "xa_guidance": xa,
@@ -734,14 +738,17 @@ def world_sentences(source: str, target: str, n: int = 200, seed: int = 800) -> 
     return "\n".join(src), "\n".join(tgt)
 
 
-def pix2pix_zero_edit(comfy, n: int, xas=(0.0, 0.1), sentences: str = "templates") -> dict[float, Summary]:
+def pix2pix_zero_edit(comfy, n: int, xas=(0.0, 0.1), sentences: str = "templates",
+                      alignment: str = "position") -> dict[float, Summary]:
     """circle -> square on drawn one-circle images, with and without cross-attention guidance. sentences:
-    'templates' (the pack's 140 built-in templates, the node's one-word mode) or 'world' (world_sentences)."""
+    'templates' (the pack's 140 built-in templates, the node's one-word mode) or 'world' (world_sentences);
+    alignment: the direction per position (what the node gives a padded encoder) or as a mean token."""
     source, target = ("circle", "square") if sentences == "templates" else world_sentences("circle", "square")
-    out = {xa: Summary(f"pix2pix-zero ({sentences}) xa={xa}") for xa in xas}
+    tag = "" if alignment == "position" else f", {alignment} token"
+    out = {xa: Summary(f"pix2pix-zero ({sentences}{tag}) xa={xa}") for xa in xas}
     for text, seed in drawn_captions(n, seed=700, one_object=True, shape="circle"):
         for xa in xas:
-            image, edit, _ = pix2pix_zero(comfy, text, seed, source, target, xa)
+            image, edit, _ = pix2pix_zero(comfy, text, seed, source, target, xa, alignment=alignment)
             out[xa].add(compare(image, edit, "shape", "square"))
     return out
 
@@ -828,6 +835,9 @@ def _pix2pix_zero_dit_lines(comfy, trials: int) -> list[str]:
         for s in pix2pix_zero_edit(comfy, trials, xas=DIT_XAS, sentences=sentences).values():
             lines.append(_row(s))
         lines.append(_row(pix2pix_zero_naive(comfy, trials, sentences)))
+        # the other alignment of sentences (directions/direction.py), unguided, to show the node's choice
+        lines.append(_row(pix2pix_zero_edit(comfy, trials, xas=(0.0,), sentences=sentences,
+                                            alignment="mean")[0.0]))
     noise = flow_noise(comfy, trials)
     lines += ["", "**Flow inversion noise** (Euler, 20 steps, drawn scenes): " + "; ".join(
         f"lambda {lam:g}: lag-1 auto-correlation {r['lag1']:.3f}, KL to N(0, 1) {r['kl']:.3f}, round trip "

@@ -133,6 +133,25 @@ class Mask(io.ComfyNode):
         return io.NodeOutput(MASKS[name])
 
 
+class MeanTokenDirection(io.ComfyNode):
+    """A position-aligned direction as the 'mean' alignment would give it: for sentences padded to one length, the
+    mean over positions of the per-position mean difference is the difference of the sentences' mean tokens (the
+    benchmark compares the two alignments on the demo DiT)."""
+
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(node_id="AttnEditTest_MeanTokenDirection", category="testing",
+                         inputs=[io.Custom("EDIT_DIRECTION").Input("direction")],
+                         outputs=[io.Custom("EDIT_DIRECTION").Output()])
+
+    @classmethod
+    def execute(cls, direction):
+        import dataclasses
+
+        return io.NodeOutput(dataclasses.replace(direction, embeddings=direction.embeddings.mean(0, keepdim=True),
+                                                 alignment="mean"))
+
+
 class TestPackExtension(ComfyExtension):
     async def get_node_list(self):
-        return [TinyModels, IdentityPatch, CountingOverride, SyntheticLatent, Capture, Mask]
+        return [TinyModels, IdentityPatch, CountingOverride, SyntheticLatent, Capture, Mask, MeanTokenDirection]

@@ -119,3 +119,11 @@ def test_local_blend_on_the_dit_keeps_the_mask_small_and_the_other_object(comfy,
     assert lb["blend"]["mask"] <= 0.5, lb
     assert lb["blend"]["other"] <= 0.5 * lb["p2p"]["other"], lb
     assert lb["blend"]["background"] <= lb["p2p"]["background"], lb
+
+
+def test_regularized_flow_inversion_gives_whiter_noise_on_the_dit(comfy, dit):
+    # benchmark (16 drawn scenes, Euler, 20 steps): see README, pix2pix-zero on the DiT
+    noise = Q.flow_noise(comfy, 2)
+    plain, regularized = noise[0.0], noise[20.0]
+    assert regularized["lag1"] < plain["lag1"], noise
+    assert regularized["kl"] < plain["kl"], noise

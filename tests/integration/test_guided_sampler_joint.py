@@ -74,3 +74,21 @@ def test_an_edit_conditioning_of_another_length_is_refused(comfy):
     message = result["error"]["exception_message"]
     assert message.startswith("AttnEdit_CrossAttnGuidedSampler: input 'edit_positive'") and "tokens" in message, \
         message
+
+
+def test_guidance_leaves_the_shared_model_and_comfyuis_rope_as_they_were(comfy):
+    import sys
+
+    run(comfy, guided("flux", xa=0.0))
+    model = comfy.test_pack.nodes._MODELS[("flux", 0)][0]
+    before = {k: v.clone() for k, v in model.model.diffusion_model.state_dict().items()}
+    wants_grad = [p.requires_grad for p in model.model.diffusion_model.parameters()]
+    flux_math = sys.modules["comfy.ldm.flux.math"]
+    rope = (flux_math.apply_rope, flux_math.apply_rope1)
+    _, _, distance = run(comfy, guided("flux", xa=0.002))
+    assert distance > 0
+    after = model.model.diffusion_model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert [p.requires_grad for p in model.model.diffusion_model.parameters()] == wants_grad
+    assert all(p.grad is None for p in model.model.diffusion_model.parameters())
+    assert (flux_math.apply_rope, flux_math.apply_rope1) == rope  # comfy-kitchen's op (when installed) is back
