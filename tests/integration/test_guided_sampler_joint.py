@@ -92,3 +92,13 @@ def test_guidance_leaves_the_shared_model_and_comfyuis_rope_as_they_were(comfy):
     assert [p.requires_grad for p in model.model.diffusion_model.parameters()] == wants_grad
     assert all(p.grad is None for p in model.model.diffusion_model.parameters())
     assert (flux_math.apply_rope, flux_math.apply_rope1) == rope  # comfy-kitchen's op (when installed) is back
+
+
+def test_a_latent_of_another_family_is_refused(comfy):
+    g = guided("flux")
+    g["40"] = {"class_type": "AttnEditTest_SyntheticLatent", "inputs": {"seed": 5, "width": 64, "height": 64,
+                                                                          "channels": 4}}
+    g["30"]["inputs"]["latent"] = ["40", 0]
+    comfy.reset_cache()
+    message = comfy.run(g, expect_success=False)["error"]["exception_message"]
+    assert message.startswith("AttnEdit_CrossAttnGuidedSampler: input 'latent'") and "16-channel" in message, message
