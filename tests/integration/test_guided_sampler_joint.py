@@ -1,11 +1,10 @@
 """pix2pix-zero's cross-attention guided sampler on joint-attention models (tiny Flux, SD3 and Qwen-Image layouts
 built from ComfyUI's classes), after a flow inversion: unguided it is the stock euler sampler on the edited
 conditioning, guidance lowers the map distance, and identical conditionings give the reconstruction."""
-import re
-
 import pytest
 import torch
 
+from tests.integration.test_guided_sampler import run
 from tests.integration.test_inversion import CAPTION, graph
 
 EDIT = "a photo of a dog sitting on a mat"
@@ -24,14 +23,6 @@ def guided(layout, xa=0.1, edit_text=EDIT, cfg=2.0):
     g["31"] = {"class_type": "AttnEditTest_Capture", "inputs": {"name": "edit", "latent": ["30", 0]}}
     g["32"] = {"class_type": "AttnEditTest_Capture", "inputs": {"name": "rec", "latent": ["30", 1]}}
     return g
-
-
-def run(comfy, g):
-    comfy.reset_cache()
-    result = comfy.run(g)
-    text = result["outputs"]["30"]["text"][0]
-    distance = float(re.search(r"reconstruction: ([0-9.e+-]+)", text).group(1))
-    return comfy.captured["edit"]["latent"]["samples"], comfy.captured["rec"]["latent"]["samples"], distance
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)

@@ -21,6 +21,17 @@ def direction_graph(layout="sd15", source="cat", target="dog"):
     return g
 
 
+def run_direction(comfy, layout):
+    """The cat -> dog direction of the layout's encoder; the applied and the original conditioning are captured as
+    'd' and 'c'."""
+    g = direction_graph(layout)
+    g["5"] = {"class_type": "AttnEditTest_Capture", "inputs": {"name": "d", "direction": ["2", 0],
+                                                               "conditioning": ["4", 0]}}
+    g["6"] = {"class_type": "AttnEditTest_Capture", "inputs": {"name": "c", "conditioning": ["3", 0]}}
+    run(comfy, g)
+    return comfy.captured["d"]["direction"]
+
+
 def run(comfy, g, ok=True):
     comfy.reset_cache()
     return comfy.run(g, expect_success=ok)
@@ -55,12 +66,7 @@ def test_blip_folder_without_weights_names_the_folder_and_files(comfy):
 def test_direction_is_the_mean_difference_and_apply_adds_it(comfy, layout):
     from directions.templates import expand_concept
 
-    g = direction_graph(layout)
-    g["5"] = {"class_type": "AttnEditTest_Capture", "inputs": {"name": "d", "direction": ["2", 0],
-                                                               "conditioning": ["4", 0]}}
-    g["6"] = {"class_type": "AttnEditTest_Capture", "inputs": {"name": "c", "conditioning": ["3", 0]}}
-    run(comfy, g)
-    direction = comfy.captured["d"]["direction"]
+    direction = run_direction(comfy, layout)
     applied, original = comfy.captured["d"]["conditioning"], comfy.captured["c"]["conditioning"]
     assert torch.allclose(applied[0][0], original[0][0] + 0.5 * direction.embeddings, atol=1e-5)
     clip = comfy.test_pack.nodes._MODELS[(layout, 0)][1]
@@ -125,12 +131,7 @@ def test_directions_on_transformer_models_encoders(comfy, layout):
     Qwen2.5-VL does not pad: the sentences' mean tokens, added to every token."""
     from directions.templates import expand_concept
 
-    g = direction_graph(layout)
-    g["5"] = {"class_type": "AttnEditTest_Capture", "inputs": {"name": "d", "direction": ["2", 0],
-                                                               "conditioning": ["4", 0]}}
-    g["6"] = {"class_type": "AttnEditTest_Capture", "inputs": {"name": "c", "conditioning": ["3", 0]}}
-    run(comfy, g)
-    direction = comfy.captured["d"]["direction"]
+    direction = run_direction(comfy, layout)
     (applied, applied_extra), = comfy.captured["d"]["conditioning"]
     (original, original_extra), = comfy.captured["c"]["conditioning"]
     clip = comfy.test_pack.nodes._MODELS[(layout, 0)][1]
