@@ -523,13 +523,14 @@ def map_localisation(comfy, trials: int, seed: int = 700) -> dict:
             "chance": float(np.mean(chance)) if chance else float("nan")}
 
 
-def drawn_captions(n: int, seed: int = 600, one_object: bool = False, shape: str | None = None):
+def drawn_captions(n: int, seed: int = 600, one_object: bool = False, shape: str | None = None,
+                   colour: str | None = None):
     """(caption, drawing seed) pairs for real images the training never saw (its scenes come from other
     generators); the Draw Demo Scene node places the objects."""
     rng = np.random.default_rng(seed)
     out = []
     for i in range(n):
-        scene = _scene(rng, shape=shape, n=1 if one_object else 1 + (i % 2))
+        scene = _scene(rng, shape=shape, colour=colour, n=1 if one_object else 1 + (i % 2))
         out.append((caption(Scene([Obj(o.shape, o.colour, o.size) for o in scene.objects], scene.background)),
                     seed * 1000 + i))
     return out
@@ -721,7 +722,7 @@ def time_dit_real(comfy, text: str, seed: int, target: str, repeats: int = 2) ->
     return seconds
 
 
-def world_sentences(source: str, target: str, n: int = 200, seed: int = 800) -> tuple[str, str]:
+def world_sentences(source: str, target: str, n: int = 200, seed: int = 800, attr: str = "shape") -> tuple[str, str]:
     """Paired sentence sets in the demo world's own caption templates (one per line), differing only in
     source -> target: the demo model's equivalent of pix2pix-zero's GPT-3 sentence banks."""
     from demo_world.scene import random_caption, random_scene
@@ -730,7 +731,8 @@ def world_sentences(source: str, target: str, n: int = 200, seed: int = 800) -> 
     src, tgt = [], []
     while len(src) < n:
         scene = random_scene(rng)
-        if any(o.shape == target for o in scene.objects) or not any(o.shape == source for o in scene.objects):
+        if any(getattr(o, attr) == target for o in scene.objects) or \
+                not any(getattr(o, attr) == source for o in scene.objects):
             continue
         text = random_caption(scene, rng)
         src.append(text)
@@ -738,47 +740,42 @@ def world_sentences(source: str, target: str, n: int = 200, seed: int = 800) -> 
     return "\n".join(src), "\n".join(tgt)
 
 
-def pix2pix_zero_edit(comfy, n: int, xas=(0.0, 0.1), sentences: str = "templates",
-                      alignment: str = "position") -> dict[float, Summary]:
-    """circle -> square on drawn one-circle images, with and without cross-attention guidance. sentences:
-    'templates' (the pack's 140 built-in templates, the node's one-word mode) or 'world' (world_sentences);
-    alignment: the direction per position (what the node gives a padded encoder) or as a mean token."""
-    source, target = ("circle", "square") if sentences == "templates" else world_sentences("circle", "square")
-    tag = "" if alignment == "position" else f", {alignment} token"
-    out = {xa: Summary(f"pix2pix-zero ({sentences}{tag}) xa={xa}") for xa in xas}
-    for text, seed in drawn_captions(n, seed=700, one_object=True, shape="circle"):
+CIRCLE_TO_SQUARE = ("shape", "circle", "square")
+RED_TO_BLUE = ("colour", "red", "blue")
+
+
+def _edit_setup(edit, sentences: str, n: int):
+    """(source sentences, target sentences, drawn one-object scenes showing the source word) of an edit
+    (attribute, source word, target word)."""
+    attr, old, new = edit
+    src, tgt = (old, new) if sentences == "templates" else world_sentences(old, new, attr=attr)
+    drawn = drawn_captions(n, seed=700, one_object=True, **{attr: old})
+    return src, tgt, drawn
+
+
+def pix2pix_zero_edit(comfy, n: int, xas=(0.0, 0.1), sentences: str = "templates", alignment: str = "position",
+                      edit=CIRCLE_TO_SQUARE) -> dict[float, Summary]:
+    """circle -> square (or another edit) on drawn one-object images, with and without cross-attention guidance.
+    sentences: 'templates' (the pack's 140 built-in templates, the node's one-word mode) or 'world'
+    (world_sentences); alignment: the direction per position (what the node gives a padded encoder) or as a mean
+    token."""
+    source, target, drawn = _edit_setup(edit, sentences, n)
+    tag = ("" if edit == CIRCLE_TO_SQUARE else f"{edit[1]} -> {edit[2]}, ") + sentences + \
+        ("" if alignment == "position" else f", {alignment} token")
+    out = {xa: Summary(f"pix2pix-zero ({tag}) xa={xa}") for xa in xas}
+    for text, seed in drawn:
         for xa in xas:
-            image, edit, _ = pix2pix_zero(comfy, text, seed, source, target, xa, alignment=alignment)
-            out[xa].add(compare(image, edit, "shape", "square"))
+            image, edited, _ = pix2pix_zero(comfy, text, seed, source, target, xa, alignment=alignment)
+            out[xa].add(compare(image, edited, edit[0], edit[2]))
     return out
 
 
-def flow_noise(comfy, n: int, lambdas=(0.0, 20.0)) -> dict:
-    """Whiteness of the demo DiT's Euler flow inversion x_T (lag-1 spatial auto-correlation, KL to N(0, 1)) and the
-    PSNR of sampling it back (euler, cfg 1), plain (lambda 0) vs pix2pix-zero's regularizer (lambda_ac = lambda_kl)."""
-    from inversion.regularizer import kl_to_standard_normal, lag1_autocorrelation
-
-    rows = {lam: {"lag1": [], "kl": [], "psnr": []} for lam in lambdas}
-    for text, seed in drawn_captions(n):
-        for lam in lambdas:
-            api = _draw_and_encode(text, seed)
-            api["23"] = _inversion("flow_euler", lam)
-            api.update(_flow_sample(["1", 0], ["22", 0], ["23", 0], ["23", 1], ["23", 2], 1.0))
-            api.update(_decode_capture(["5", 0]))
-            api["95"] = {"class_type": "AttnEditTest_Capture", "inputs": {"name": "x_T", "latent": ["23", 0]}}
-            comfy.run(api)
-            x_T = comfy.captured["x_T"]["latent"]["samples"].float()
-            rows[lam]["lag1"].append(lag1_autocorrelation(x_T))
-            rows[lam]["kl"].append(kl_to_standard_normal(x_T))
-            rows[lam]["psnr"].append(psnr(_capture(comfy, "input"), _capture(comfy, "out")))
-    return {lam: {k: float(np.mean(v)) for k, v in r.items()} for lam, r in rows.items()}
-
-
-def pix2pix_zero_naive(comfy, n: int, sentences: str = "templates") -> Summary:
+def pix2pix_zero_naive(comfy, n: int, sentences: str = "templates", edit=CIRCLE_TO_SQUARE) -> Summary:
     """The edited caption (caption + direction) sampled from fresh noise: pix2pix-zero's naive re-generation."""
-    source, target = ("circle", "square") if sentences == "templates" else world_sentences("circle", "square")
-    out = Summary(f"naive re-generation ({sentences})")
-    for text, seed in drawn_captions(n, seed=700, one_object=True, shape="circle"):
+    source, target, drawn = _edit_setup(edit, sentences, n)
+    out = Summary(f"naive re-generation ({'' if edit == CIRCLE_TO_SQUARE else f'{edit[1]} -> {edit[2]}, '}"
+                  f"{sentences})")
+    for text, seed in drawn:
         api = _draw_and_encode(text, seed)
         api["3"] = {"class_type": _setup.latent_node, "inputs": {"width": SIZE, "height": SIZE, "batch_size": 1}}
         api["41"] = {"class_type": "AttnEdit_EditDirection", "inputs": {"clip": ["1", 1], "source": source,
@@ -788,8 +785,41 @@ def pix2pix_zero_naive(comfy, n: int, sentences: str = "templates") -> Summary:
         api["5"] = _ksampler(["1", 0], ["42", 0], ["3", 0], seed, cfg=5.0, negative=("22", 0))
         api.update(_decode_capture(["5", 0]))
         comfy.run(api)
-        out.add(compare(_capture(comfy, "input"), _capture(comfy, "out"), "shape", "square"))
+        out.add(compare(_capture(comfy, "input"), _capture(comfy, "out"), edit[0], edit[2]))
     return out
+
+
+def _flow_noise_units(samples):
+    """A flow inversion's LATENT as the noise the model sees: Flux's latent format applied, times 1 - FLOW_SIGMA_TOP
+    (the LATENT is x_T / (1 - s_top), which a sampler's noise scaling turns back; inversion/comfy_adapter.py)."""
+    import comfy.latent_formats
+
+    from inversion.comfy_adapter import FLOW_SIGMA_TOP
+
+    return comfy.latent_formats.Flux().process_in(samples) * (1 - FLOW_SIGMA_TOP)
+
+
+def flow_noise(comfy, n: int, lambdas=(0.0, 20.0)) -> dict:
+    """Whiteness of the demo DiT's Euler flow inversion x_T in the model's units (lag-1 spatial auto-correlation, KL
+    to N(0, 1), standard deviation) and the
+    PSNR of sampling it back (euler, cfg 1), plain (lambda 0) vs pix2pix-zero's regularizer (lambda_ac = lambda_kl)."""
+    from inversion.regularizer import kl_to_standard_normal, lag1_autocorrelation
+
+    rows = {lam: {"lag1": [], "kl": [], "std": [], "psnr": []} for lam in lambdas}
+    for text, seed in drawn_captions(n):
+        for lam in lambdas:
+            api = _draw_and_encode(text, seed)
+            api["23"] = _inversion("flow_euler", lam)
+            api.update(_flow_sample(["1", 0], ["22", 0], ["23", 0], ["23", 1], ["23", 2], 1.0))
+            api.update(_decode_capture(["5", 0]))
+            api["95"] = {"class_type": "AttnEditTest_Capture", "inputs": {"name": "x_T", "latent": ["23", 0]}}
+            comfy.run(api)
+            x_T = _flow_noise_units(comfy.captured["x_T"]["latent"]["samples"].float())
+            rows[lam]["lag1"].append(lag1_autocorrelation(x_T))
+            rows[lam]["kl"].append(kl_to_standard_normal(x_T))
+            rows[lam]["std"].append(float(x_T.std()))
+            rows[lam]["psnr"].append(psnr(_capture(comfy, "input"), _capture(comfy, "out")))
+    return {lam: {k: float(np.mean(v)) for k, v in r.items()} for lam, r in rows.items()}
 
 
 # ---------------------------------------------------------------- report
@@ -838,9 +868,14 @@ def _pix2pix_zero_dit_lines(comfy, trials: int) -> list[str]:
         # the other alignment of sentences (directions/direction.py), unguided, to show the node's choice
         lines.append(_row(pix2pix_zero_edit(comfy, trials, xas=(0.0,), sentences=sentences,
                                             alignment="mean")[0.0]))
+    # a colour edit: this model draws colour words more often than shape words
+    for s in pix2pix_zero_edit(comfy, trials, xas=(0.0, 0.1), edit=RED_TO_BLUE).values():
+        lines.append(_row(s))
+    lines.append(_row(pix2pix_zero_naive(comfy, trials, edit=RED_TO_BLUE)))
     noise = flow_noise(comfy, trials)
     lines += ["", "**Flow inversion noise** (Euler, 20 steps, drawn scenes): " + "; ".join(
-        f"lambda {lam:g}: lag-1 auto-correlation {r['lag1']:.3f}, KL to N(0, 1) {r['kl']:.3f}, round trip "
+        f"lambda {lam:g}: lag-1 auto-correlation {r['lag1']:.3f}, KL to N(0, 1) {r['kl']:.3f} (std {r['std']:.2f}), "
+        f"round trip "
         f"{r['psnr']:.1f} dB" for lam, r in noise.items())]
     return lines
 
