@@ -184,7 +184,7 @@ def reconstruct(comfy, text: str, seed: int, method: str) -> tuple[np.ndarray, n
 
 
 def pix2pix_zero(comfy, text: str, seed: int, source: str, target: str, xa: float, lambda_reg: float = 20.0,
-                 alignment: str = "position"):
+                 alignment: str = "position", cfg: float = 5.0):
     """(drawn image, edit, reconstruction): regularized inversion (DDIM on the UNet, Euler flow inversion on the
     DiT), template direction, guided sampling (the caption as negative, cfg 5 on both)."""
     api = _draw_and_encode(text, seed)
@@ -198,7 +198,7 @@ def pix2pix_zero(comfy, text: str, seed: int, source: str, target: str, xa: floa
         api["42"]["inputs"]["edit_direction"] = ["43", 0]
     api["30"] = {"class_type": "AttnEdit_CrossAttnGuidedSampler", "inputs": {
         "model": ["1", 0], "positive": ["22", 0], "edit_positive": ["42", 0], "negative": ["22", 0],
-        "latent": ["23", 0], "sigmas": ["23", 1], "cfg": 5.0, "xa_guidance": xa,
+        "latent": ["23", 0], "sigmas": ["23", 1], "cfg": cfg, "xa_guidance": xa,
         "mode": "real image (latent = inverted x_T)", "seed": 0}}
     api.update(_decode_capture(["30", 0], "edit", "90"))
     api.update(_decode_capture(["30", 1], "rec", "92"))
