@@ -754,18 +754,20 @@ def _edit_setup(edit, sentences: str, n: int):
 
 
 def pix2pix_zero_edit(comfy, n: int, xas=(0.0, 0.1), sentences: str = "templates", alignment: str = "position",
-                      edit=CIRCLE_TO_SQUARE) -> dict[float, Summary]:
+                      edit=CIRCLE_TO_SQUARE, cfg: float = 5.0, lambda_reg: float = 20.0) -> dict[float, Summary]:
     """circle -> square (or another edit) on drawn one-object images, with and without cross-attention guidance.
     sentences: 'templates' (the pack's 140 built-in templates, the node's one-word mode) or 'world'
     (world_sentences); alignment: the direction per position (what the node gives a padded encoder) or as a mean
-    token."""
+    token. cfg / lambda_reg: the guided sampler's cfg and the inversion's regularizer weight (README: the DiT's
+    red -> blue at cfg 2, and plain inversion at cfg 1)."""
     source, target, drawn = _edit_setup(edit, sentences, n)
     tag = ("" if edit == CIRCLE_TO_SQUARE else f"{edit[1]} -> {edit[2]}, ") + sentences + \
-        ("" if alignment == "position" else f", {alignment} token")
+        ("" if alignment == "position" else f", {alignment} token") + \
+        ("" if (cfg, lambda_reg) == (5.0, 20.0) else f", cfg {cfg:g}, lambda {lambda_reg:g}")
     out = {xa: Summary(f"pix2pix-zero ({tag}) xa={xa}") for xa in xas}
     for text, seed in drawn:
         for xa in xas:
-            image, edited, _ = pix2pix_zero(comfy, text, seed, source, target, xa, alignment=alignment)
+            image, edited, _ = pix2pix_zero(comfy, text, seed, source, target, xa, lambda_reg, alignment, cfg)
             out[xa].add(compare(image, edited, edit[0], edit[2]))
     return out
 
