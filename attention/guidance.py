@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from .comfy_patch import AttentionEditor, JointCall, RunState, plain_attention
+from .backends.base import AttentionEditor, JointCall, RunState, plain_attention
 from .edits import attention_probabilities
 from .joint_maps import block_word_maps, run_map_orders
 

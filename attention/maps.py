@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 import uuid
 
-from .comfy_patch import AttentionEditor, JointCall, RunState, plain_attention
+from .backends.base import AttentionEditor, JointCall, RunState, plain_attention
 from .edits import MAX_TOKENS, attention_probabilities, token_maps
 from .joint_maps import block_word_maps, late_step, run_map_orders
 

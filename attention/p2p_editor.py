@@ -13,7 +13,7 @@ import uuid
 
 import torch
 
-from .comfy_patch import AttentionEditor, JointCall, RunState, plain_attention
+from .backends.base import AttentionEditor, JointCall, RunState, plain_attention
 from .edits import (attention_probabilities, cross_coefficients, inject_self_attention, mix_cross_attention,
                     row_kinds, schedule_step, self_window_active, token_maps)
 from .joint_edits import mix_joint_attention

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from ..attention.comfy_patch import UnsupportedModelError, backend_for, unet_of
+from ..attention.backends import UnsupportedModelError, backend_for
+from ..attention.backends.unet import unet_of
 from ..attention.p2p_plan import InputError
 
 

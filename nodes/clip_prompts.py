@@ -58,6 +58,18 @@ def _qwen_prompt_span(ids: list[int]) -> tuple[int, int]:
     return first, end
 
 
+def _z_image_prompt_span(ids: list[int]) -> tuple[int, int]:
+    """(first, end) of the prompt's tokens in Z-Image's chat template (ComfyUI 0.8 comfy/text_encoders/z_image.py:
+    '<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n', not trimmed: the DiT attends to all of it)."""
+    if IM_START not in ids:
+        raise ValueError("the prompt's template is not Z-Image's (no user turn found)")
+    first = ids.index(IM_START) + 1
+    if ids[first:first + 2] == [QWEN_USER, QWEN_NEWLINE]:
+        first += 2
+    end = ids.index(IM_END, first) if IM_END in ids[first:] else len(ids)
+    return first, end
+
+
 def _t5_layout(tok) -> TokenizerLayout:
     return TokenizerLayout(None, int(tok.end_token), int(tok.min_length or 77), "T5")
 
@@ -66,8 +78,9 @@ def text_segments(clip) -> list[Segment]:
     """Which tokenizers' tokens the model's text sequence holds, where (ComfyUI 0.8 comfy/text_encoders):
     SD1/SD2/SDXL: CLIP chunks of 77 (SDXL's clip_l and clip_g side by side in features, same slots);
     Flux: T5-XXL only (CLIP-L gives just the pooled vector), padded to 256; SD3: the CLIP-L/G chunks, then
-    T5-XXL padded to 77 (sd3_clip.py SD3ClipModel.encode_token_weights). Offsets are set per prompt, as the
-    number of CLIP chunks depends on its length."""
+    T5-XXL padded to 77 (sd3_clip.py SD3ClipModel.encode_token_weights); Chroma: T5-XXL unpadded, ending in EOS
+    (pixart_t5.py); Qwen-Image: Qwen2.5-VL, template trimmed; Z-Image: Qwen3, template kept. Offsets are set per
+    prompt, as the number of CLIP chunks and a template's head depend on it."""
     tokenizer, model = clip.tokenizer, clip.cond_stage_model
     name = type(tokenizer).__name__
     if name == "FluxTokenizer" or (hasattr(tokenizer, "t5xxl") and not hasattr(tokenizer, "clip_g")
@@ -81,14 +94,19 @@ def text_segments(clip) -> list[Segment]:
         if getattr(model, "t5xxl", None) is not None:  # after the CLIP chunks (offset set per prompt)
             segments.append(Segment("t5xxl", tokenizer.t5xxl, _t5_layout(tokenizer.t5xxl), 0))
         return segments
+    if name == "PixArtTokenizer":  # SD1Tokenizer(clip_name="t5xxl"): the T5 tokenizer is its clip_t5xxl
+        t5 = getattr(tokenizer, tokenizer.clip)
+        return [Segment(tokenizer.clip_name, t5, _t5_layout(t5), 0)]
     if name == "QwenImageTokenizer":
         return [Segment("qwen25_7b", tokenizer.qwen25_7b, TokenizerLayout(None, IM_END, 0, "Qwen2.5-VL"), 0)]
+    if name == "ZImageTokenizer":
+        return [Segment("qwen3_4b", tokenizer.qwen3_4b, TokenizerLayout(None, IM_END, 0, "Qwen3"), 0)]
     sd_tok = _sd_tokenizer(clip)
     if "CLIP" not in type(sd_tok.tokenizer).__name__:
         raise ValueError(
             f"this text encoder ({name}) is not supported: its words cannot be mapped onto the tokens the "
-            "model attends to. Supported: SD1.x/SD2.x/SDXL CLIP, Flux (T5), SD3 (CLIP + T5) and Qwen-Image "
-            "text encoders.")
+            "model attends to. Supported: SD1.x/SD2.x/SDXL CLIP, Flux (T5), SD3 (CLIP + T5), Chroma (T5), "
+            "Qwen-Image (Qwen2.5-VL) and Z-Image (Qwen3) text encoders.")
     key = next(k for k, v in clip.tokenize("a").items())
     return [Segment(key, sd_tok, CLIP_LAYOUT, 0)]
 
@@ -157,6 +175,18 @@ def _segment_pieces(segment: Segment, prompt: str, comfy_tokens: dict, node: str
         first, end = _qwen_prompt_span(ids)
         layout = TokenizerLayout(None, IM_END, len(ids) - first, layout.name)
         per_chunk = [ids[first:end]]
+    elif layout.name == "Qwen3":  # the DiT sees the whole template: its head is a piece of its own (no words)
+        ids = [int(t[0]) for t in chunks[0]]
+        first, end = _z_image_prompt_span(ids)
+        head = TokenizerLayout(None, IM_END, first, "Qwen3 template")
+        pieces = _segment_pieces(replace(segment, offset=segment.offset + first, layout=TokenizerLayout(
+            None, IM_END, len(ids) - first, "Qwen3 prompt")), prompt, {segment.key: [chunks[0][first:]]}, node,
+            input_name)
+        words = pieces[0][1].words
+        return [(replace(segment, layout=head), PromptTokens(prompt, (), words, ((),) * len(words), head)), *pieces]
+    elif layout.name == "Qwen3 prompt":
+        per_chunk = [_chunk_ids(chunks[0], layout)]
+        layout = TokenizerLayout(None, layout.eos, len(chunks[0]), layout.name)
     else:
         per_chunk = [_chunk_ids(c, layout) for c in chunks]
         if layout.bos is None:  # T5: one sequence, as long as the prompt or padded to the tokenizer's minimum
@@ -191,8 +221,8 @@ def prompt_encoding(clip, prompt: str, node: str, input_name: str) -> PromptEnco
     except ValueError as e:
         raise InputError(node, "clip", str(e)) from None
     comfy_tokens = clip.tokenize(prompt)
-    # Qwen-Image's tokenizer reads no weight syntax (it passes disable_weights itself)
-    weighted = segments[0].layout.name != "Qwen2.5-VL" and not getattr(segments[0].tokenizer, "disable_weights", False)
+    # Qwen-Image's and Z-Image's tokenizers read no weight syntax (they pass disable_weights themselves)
+    weighted = not segments[0].layout.name.startswith("Qwen") and not getattr(segments[0].tokenizer, "disable_weights", False)
     words = plain_text(prompt, weighted)
     if not words.strip():
         raise InputError(node, input_name, "the prompt has no words once its weights are read.")
@@ -229,12 +259,18 @@ def same_chunks(node: str, encodings: list[PromptEncoding], names: list[str]) ->
                              "both fall in the same number of chunks.")
 
 
-def common_length(encodings: list[PromptEncoding]) -> list[PromptEncoding]:
+def common_length(encodings: list[PromptEncoding], multiple: int = 1) -> list[PromptEncoding]:
     """Encodings whose text length differs per prompt (Qwen-Image: no padding) brought to the longest one, as
-    `encode_rows(..., pad=True)` pads their token lists: every row of an edit must have the same length."""
+    `encode_rows` pads their token lists: every row of an edit must have the same length. `multiple`: the model
+    pads its text tokens to a multiple of it (Z-Image: 32, with a learned token), so the last piece grows to the
+    length the model attends to."""
     out = []
+    last = len(encodings[0].segments) - 1
     for i in range(len(encodings[0].segments)):
         longest = max(e.segments[i][1].layout.length for e in encodings)
+        if i == last and multiple > 1:
+            end = encodings[0].segments[i][0].offset + longest
+            longest += -end % multiple
         for e in encodings:
             seg, pt = e.segments[i]
             if pt.layout.length != longest:
@@ -256,9 +292,10 @@ def _padded_tokens(clip, prompts: list[str]) -> list[dict]:
     """Token lists of the prompts; where an encoder gives one sequence as long as the prompt (Qwen-Image; T5
     past its minimum length), the shorter ones get pad tokens at the end so that every row encodes to the same
     length. Qwen2.5-VL is causal, so the prompt's own hidden states are unchanged; the DiT sees a few more
-    padding tokens, as Flux sees T5's padding. T5 pads the same way up to its minimum length anyway."""
+    padding tokens, as Flux sees T5's padding. T5 pads the same way up to its minimum length anyway (Chroma's T5
+    has no minimum: its prompts are padded here). Z-Image's Qwen3 is causal too."""
     tokens = [clip.tokenize(p) for p in prompts]
-    for key, pad_id in (("qwen25_7b", QWEN_PAD), ("t5xxl", None)):
+    for key, pad_id in (("qwen25_7b", QWEN_PAD), ("qwen3_4b", QWEN_PAD), ("t5xxl", None)):
         if key not in tokens[0] or any(len(t[key]) != 1 for t in tokens):
             continue
         if pad_id is None:
@@ -278,10 +315,9 @@ def encode_rows(clip, prompts: list[str]):
         c, pl = clip.encode_from_tokens(tokens, return_pooled=True)
         conds.append(c)
         pooled.append(pl)
-    extras = {}
-    if all(p is not None for p in pooled):
-        extras["pooled_output"] = torch.cat(pooled)
-    return [[torch.cat(conds), extras]]
+    # as CLIPTextEncode: the key is there even for encoders without a pooled vector (Chroma's Flux-derived model
+    # reads it)
+    return [[torch.cat(conds), {"pooled_output": torch.cat(pooled) if all(p is not None for p in pooled) else None}]]
 
 
 def encoder_id(clip, width: int) -> str:

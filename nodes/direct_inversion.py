@@ -5,7 +5,7 @@ import logging
 
 from comfy_api.latest import io
 
-from ..attention.comfy_patch import EDITOR_KEY
+from ..attention.backends.base import EDITOR_KEY
 from ..attention.p2p_plan import InputError
 from ..inversion.comfy_adapter import schedule
 from ..inversion.comfy_direct import NODE, attach_direct_inversion, carries_direct_inversion, direct_invert

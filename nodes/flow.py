@@ -19,7 +19,7 @@ FLOW_EDIT_NODE = "AttnEdit_FlowEdit"
 
 
 def require_flow_model(node: str, model) -> None:
-    from ..attention.comfy_patch import EDITOR_KEY
+    from ..attention.backends.base import EDITOR_KEY
     from ..inversion.comfy_direct import carries_direct_inversion
 
     if not is_flow(model):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from comfy_api.latest import io
 
+from ..attention.backends import backend_for
 from ..attention.comfy_patch import patch_model
 from ..attention.options import parse_prompt_lines
 from ..attention.p2p_editor import ROWS_MARK, P2PEditor
@@ -120,7 +121,7 @@ def run_p2p(node: str, mode: str, model, clip, latent, source_prompt: str, targe
                for p in target_prompts]
     same_chunks(node, [source, *targets],
                 ["source prompt"] + [f"edited prompt {i}" for i in range(1, len(targets) + 1)])
-    source, *targets = common_length([source, *targets])
+    source, *targets = common_length([source, *targets], backend_for(model).text_multiple(model))
     # a piece per chunk of each text encoder the model attends to (SD3: CLIP then T5), side by side
     pieces = [(src_tokens, [t.segments[i][1] for t in targets]) for i, (_, src_tokens) in enumerate(source.segments)]
     plan = build_sequence_plan(node, mode, pieces, cross_replace, self_replace, word_schedule or "", reweight or "",

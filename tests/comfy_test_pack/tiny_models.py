@@ -5,7 +5,7 @@ Layouts keep the real block structure of each family with shrunken widths:
 - sd2v: the same with linear projections, 64-wide heads, fp32 attention and v-prediction (SD2.x).
 - sdxl: 3 levels x 2 res blocks, no attention on level 0, depth 1/2 (SDXL: 0/2/10), clip_l ⊕ clip_g context, ADM.
 - dit:  a tiny AuraFlow MMDiT, a DiT no backend reaches, used to check that such models are refused.
-- flux / sd3 / qwen_image: tiny joint-attention layouts (build_joint).
+- flux / sd3 / qwen_image / chroma / z_image: tiny joint-attention layouts (build_joint).
 Weights are initialised explicitly from a seeded generator (ComfyUI's ops skip init: docs/testing.md, pitfall 1).
 """
 from __future__ import annotations
@@ -285,6 +285,78 @@ def build_qwen_image(seed: int = 0):
     return model, clip, build_flux_vae(seed)
 
 
+def _patcher(base):
+    import comfy.model_patcher
+
+    device = torch.device("cpu")
+    return comfy.model_patcher.ModelPatcher(base, load_device=device, offload_device=device)
+
+
+def _peaked_qk_norms(base, names: tuple[str, ...]) -> None:
+    """QK RMS-norm gains at 2.5 (init_weights leaves RMSNorm "scale" ~0.02, i.e. uniform attention): peaked
+    attention, as a trained model's, so that editing the maps shows in the image."""
+    with torch.no_grad():
+        for name, p in base.named_parameters():
+            if any(n in name for n in names):
+                p.fill_(2.5)
+
+
+def build_chroma(seed: int = 0):
+    """A tiny Chroma (2 double + 2 single blocks, 64 wide; its modulation approximator shrunk to 64) with ComfyUI's
+    PixArt T5 tokenizer (unpadded T5 + EOS)."""
+    import comfy.sd
+    import comfy.supported_models
+    import comfy.supported_models_base
+    import comfy.text_encoders.pixart_t5
+
+    config = comfy.supported_models.Chroma({
+        "image_model": "chroma", "in_channels": 64, "out_channels": 64, "context_in_dim": T5_TINY["d_model"],
+        "hidden_size": 64, "mlp_ratio": 2.0, "num_heads": 2, "depth": 2, "depth_single_blocks": 2,
+        "axes_dim": [8, 12, 12], "theta": 10000, "patch_size": 2, "qkv_bias": True, "in_dim": 64, "out_dim": 64,
+        "hidden_dim": 64, "n_layers": 2, "txt_ids_dims": [], "vec_in_dim": None})
+    config.set_inference_dtype(torch.float32, None)
+    base = config.get_model({}, "")
+    init_weights(base, seed)
+    _peaked_qk_norms(base, ("norm.query_norm", "norm.key_norm"))
+    target = comfy.supported_models_base.ClipTarget(comfy.text_encoders.pixart_t5.PixArtTokenizer,
+                                                    comfy.text_encoders.pixart_t5.pixart_te(dtype_t5=torch.float32))
+    clip = comfy.sd.CLIP(target, model_options={"t5xxl_model_config": T5_TINY})
+    init_weights(clip.cond_stage_model, seed + 1)
+    return _patcher(base), clip, build_flux_vae(seed)
+
+
+QWEN3_TE = {"hidden_size": 256, "intermediate_size": 256, "num_hidden_layers": 3, "num_attention_heads": 2,
+            "num_key_value_heads": 1}  # head width stays Qwen3's 128 (a class constant of its config)
+
+
+def build_z_image(seed: int = 0):
+    """A tiny Z-Image NextDiT (2 main layers, 1 context and 1 noise refiner layer, 2 heads of 128: Z-Image's
+    modulation needs dim >= 256) with text padded to a multiple of 32, and ComfyUI's Z-Image tokenizer (Qwen3,
+    untrimmed chat template) over a tiny Qwen3."""
+    import comfy.sd
+    import comfy.supported_models
+    import comfy.supported_models_base
+    import comfy.text_encoders.z_image
+
+    config = comfy.supported_models.ZImage({
+        "image_model": "lumina2", "patch_size": 2, "in_channels": 16, "dim": 256, "n_layers": 2,
+        "n_refiner_layers": 1, "n_heads": 2, "n_kv_heads": 2, "qk_norm": True, "cap_feat_dim": QWEN3_TE["hidden_size"],
+        "axes_dims": [32, 48, 48], "axes_lens": [1536, 512, 512], "rope_theta": 256.0, "z_image_modulation": True,
+        "time_scale": 1000.0, "ffn_dim_multiplier": 8.0 / 3.0, "pad_tokens_multiple": 32})
+    config.set_inference_dtype(torch.float32, None)
+    base = config.get_model({}, "")
+    init_weights(base, seed)
+    _peaked_qk_norms(base, ("q_norm", "k_norm"))
+    target = comfy.supported_models_base.ClipTarget(comfy.text_encoders.z_image.ZImageTokenizer,
+                                                    comfy.text_encoders.z_image.te())
+    clip = comfy.sd.CLIP(target, model_options={"qwen3_4b_model_config": QWEN3_TE})
+    init_weights(clip.cond_stage_model, seed + 1)
+    return _patcher(base), clip, build_flux_vae(seed)
+
+
+JOINT_LAYOUTS = ("flux", "sd3", "qwen_image", "chroma", "z_image")
+
+
 def build_joint(layout: str, seed: int = 0):
     """(MODEL, CLIP, VAE) of a tiny joint-attention layout."""
     if layout == "flux":
@@ -293,4 +365,8 @@ def build_joint(layout: str, seed: int = 0):
         return build_sd3(seed)
     if layout == "qwen_image":
         return build_qwen_image(seed)
+    if layout == "chroma":
+        return build_chroma(seed)
+    if layout == "z_image":
+        return build_z_image(seed)
     raise ValueError(f"unknown joint layout {layout!r}")

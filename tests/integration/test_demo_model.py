@@ -35,7 +35,7 @@ def test_loader_node_gives_a_working_sd15_style_model(comfy):
     assert type(model.model).__name__ == "BaseModel"
     assert model.model.model_type.name == "EPS"
     assert comfy.captured["out"]["latent"]["samples"].shape == (1, 4, 16, 16)
-    patch = comfy.pack("attention.comfy_patch")
+    patch = comfy.pack("attention.backends.unet")
     layers = patch.enumerate_layers(patch.unet_of(model))
     assert len(layers) == 10  # a transformer after each res block: 3 input, 1 middle, 2 x 3 output
     assert {layer.level for layer in layers} == {0, 1, 2}

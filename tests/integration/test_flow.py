@@ -158,7 +158,7 @@ def test_a_unet_model_and_a_foreign_latent_are_refused(comfy):
     assert message.startswith("AttnEdit_FlowInversion: input 'latent'") and "this model's VAE" in message, message
 
 
-@pytest.mark.parametrize("layout", ["flux", "qwen_image"])
+@pytest.mark.parametrize("layout", ["flux", "qwen_image", "chroma", "z_image"])
 def test_regularized_flow_inversion_gives_whiter_noise(comfy, layout):
     from inversion.regularizer import kl_to_standard_normal, lag1_autocorrelation
 

@@ -39,7 +39,7 @@ def test_identity_patch_is_called_everywhere_and_changes_nothing(comfy, layout):
 
 
 def test_layer_counts_match_the_unet_structure(comfy):
-    comfy_patch = comfy.pack("attention.comfy_patch")
+    comfy_patch = comfy.pack("attention.backends.unet")
     from importlib import import_module
 
     tiny_models = import_module(comfy.test_pack.__name__ + ".tiny_models")

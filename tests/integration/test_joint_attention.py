@@ -5,7 +5,7 @@ import torch
 
 from tests.integration.conftest import p2p_workflow, sample
 
-LAYOUTS = ["flux", "sd3", "qwen_image"]
+LAYOUTS = ["flux", "sd3", "qwen_image", "chroma", "z_image"]
 SOURCE = "a red cat sitting on a mat"
 TARGET = "a red dog sitting on a mat"
 
@@ -147,6 +147,10 @@ def test_another_packs_attention_override_keeps_running_under_ours(comfy):
     ("sd3", {"a": [1, 77, 78], "red": [2, 79], "cat": [3, 80], "sitting": [5, 82]}, 154),
     # Qwen-Image: the prompt right after the chat template's head, then its 5-token tail
     ("qwen_image", {"a": [0], "red": [1], "cat": [2], "sitting": [4]}, 10),
+    # Chroma: T5 unpadded, the prompt then EOS
+    ("chroma", {"a": [0, 1], "red": [2], "cat": [3], "sitting": [5]}, 7),
+    # Z-Image: the whole chat template; the prompt after its 3-token head, then its 5-token tail
+    ("z_image", {"a": [3], "red": [4], "cat": [5], "sitting": [7]}, 13),
 ])
 def test_words_map_onto_the_tokens_the_dit_attends_to(comfy, layout, slots, text_len):
     nodes = comfy.test_pack.nodes
@@ -156,8 +160,15 @@ def test_words_map_onto_the_tokens_the_dit_attends_to(comfy, layout, slots, text
     words = encoding.primary.word_texts
     assert {w: encoding.word_slots(words.index(w)) for w in slots} == slots
     assert encoding.text_len == text_len
-    cond = comfy.pack("nodes.clip_prompts").encode_rows(clip, ["a red cat, sitting", "a red cat, sitting on a mat"])
-    assert cond[0][0].shape[:2] == (2, text_len if layout != "qwen_image" else text_len + 3)
+    prompts = comfy.pack("nodes.clip_prompts")
+    longer = "a red cat, sitting on a mat"
+    cond = prompts.encode_rows(clip, ["a red cat, sitting", longer])
+    if layout in ("qwen_image", "chroma", "z_image"):  # unpadded encoders: both rows as long as the longer prompt
+        longer_len = prompts.prompt_encoding(clip, longer, "test", "prompt").text_len
+        assert longer_len > text_len
+        assert cond[0][0].shape[:2] == (2, longer_len)
+    else:
+        assert cond[0][0].shape[:2] == (2, text_len)
 
 
 @pytest.mark.parametrize("sampler,scheduler", [("euler_ancestral", "simple"), ("dpmpp_2m_sde", "beta"),

@@ -5,8 +5,8 @@ import torch
 
 from tests.integration.conftest import p2p_workflow, sample
 
-LAYOUTS = ["sd15", "flux", "sd3", "qwen_image"]
-JOINT = {"flux", "sd3", "qwen_image"}
+LAYOUTS = ["sd15", "flux", "sd3", "qwen_image", "chroma", "z_image"]
+JOINT = {"flux", "sd3", "qwen_image", "chroma", "z_image"}
 
 
 def _latent_node(layout, size):

@@ -44,7 +44,23 @@ def test_a_repeated_latent_is_refused_at_sampling(comfy):
 
 def test_dit_is_refused(comfy):
     message = error_of(comfy, p2p_workflow(layout="dit"))
-    assert message.startswith("AttnEdit_P2PReplace: input 'model'") and "DiT" in message
+    assert message.startswith("AttnEdit_P2PReplace: input 'model'") and "AuraFlow (MMDiT)" in message, message
+    assert "register tokens" in message and "Chroma" in message, message
+
+
+def test_every_refused_family_is_named_with_its_reason(comfy):
+    """Networks ComfyUI ships that no backend patches: the message names the family and the real reason (their
+    classes stand in here; a tiny AuraFlow is refused through a workflow above)."""
+    from types import SimpleNamespace
+
+    backends = comfy.pack("attention.backends")
+    for module, (name, reason) in backends.REFUSED.items():
+        network = type("Network", (), {"__module__": module + ".model"})()
+        with pytest.raises(backends.UnsupportedModelError) as refused:
+            backends.backend_for(SimpleNamespace(model=SimpleNamespace(diffusion_model=network)))
+        message = str(refused.value)
+        assert f"is {name} (Network)" in message and reason in message, message
+    assert "no transformer_options" in backends.REFUSED["comfy.ldm.hydit"][1]
 
 
 def test_after_an_error_the_base_model_is_untouched(comfy):

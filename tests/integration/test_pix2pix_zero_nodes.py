@@ -125,10 +125,14 @@ def test_empty_sentence_lists_are_refused(comfy, field, value, text):
     assert message.startswith(f"AttnEdit_EditDirection: input '{field}'") and text in message
 
 
-@pytest.mark.parametrize("layout", ["flux", "sd3", "qwen_image"])
+UNPADDED = ("qwen_image", "chroma", "z_image")
+
+
+@pytest.mark.parametrize("layout", ["flux", "sd3", "qwen_image", "chroma", "z_image"])
 def test_directions_on_transformer_models_encoders(comfy, layout):
     """T5 (Flux), CLIP-L/G + T5 (SD3) pad every sentence to one length: per-position means, pooled part too;
-    Qwen2.5-VL does not pad: the sentences' mean tokens, added to every token."""
+    Qwen2.5-VL (Qwen-Image), Chroma's T5 and Qwen3 (Z-Image) do not pad: the sentences' mean tokens, added to every
+    token."""
     from directions.templates import expand_concept
 
     direction = run_direction(comfy, layout)
@@ -138,9 +142,9 @@ def test_directions_on_transformer_models_encoders(comfy, layout):
     encoded = {c: [clip.encode_from_tokens(clip.tokenize(s), return_pooled=True) for s in expand_concept(c)]
                for c in ("cat", "dog")}
 
-    if layout == "qwen_image":
+    if layout in UNPADDED:
         assert direction.alignment == "mean" and direction.embeddings.shape[0] == 1
-        assert len({c.shape[1] for c, _ in encoded["cat"]}) > 1, "Qwen's sentences differ in length"
+        assert len({c.shape[1] for c, _ in encoded["cat"]}) > 1, "unpadded sentences differ in length"
 
         def mean(concept):
             return torch.stack([c[0].float().mean(0) for c, _ in encoded[concept]]).mean(0, keepdim=True)
@@ -151,7 +155,7 @@ def test_directions_on_transformer_models_encoders(comfy, layout):
             return torch.cat([c for c, _ in encoded[concept]]).float().mean(0)
     assert torch.allclose(direction.embeddings, mean("dog") - mean("cat"), atol=1e-4)
     assert torch.allclose(applied, original + 0.5 * direction.embeddings, atol=1e-5)
-    assert (direction.pooled is not None) == (layout != "qwen_image")
+    assert (direction.pooled is not None) == (layout not in UNPADDED)
     if direction.pooled is not None:
         pooled = {c: torch.cat([p for _, p in encoded[c]]).float().mean(0) for c in ("cat", "dog")}
         assert torch.allclose(direction.pooled, pooled["dog"] - pooled["cat"], atol=1e-4)

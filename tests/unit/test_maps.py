@@ -36,7 +36,7 @@ def test_word_masks_sum_each_group_scale_to_one_and_resize():
 
 
 def test_joint_maps_take_the_last_third_of_the_blocks_and_the_second_half_of_the_steps():
-    from attention.comfy_patch import JointLayer
+    from attention.backends.base import JointLayer
     from attention.joint_maps import late_step, map_orders
 
     demo = [JointLayer("double", i, i) for i in range(2)] + [JointLayer("single", i, 2 + i) for i in range(4)]

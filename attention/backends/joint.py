@@ -1,4 +1,5 @@
-"""Joint-attention backend (Flux.1 / Flux.2, SD3 / SD3.5 MMDiT, Qwen-Image): one hook on every attention call.
+"""Joint-attention backend (Flux.1, SD3 / SD3.5 MMDiT, Qwen-Image, Chroma, Z-Image): one hook on every attention
+call. The families themselves are `JointFamily` entries, a file each (flux.py, sd3.py, ...).
 
 In ComfyUI 0.8 every attention call of these networks goes through `optimized_attention`, wrapped by
 `wrap_attn` (comfy/ldm/modules/attention.py), which hands the call to
@@ -14,66 +15,51 @@ Layouts differ per family and are normalised here to [B, heads, L, D]:
   block is its position among the joint calls of one model call. SD3.5's image-only attention (block 0,
   `x_block_self_attn`) has no text tokens and runs plain.
 An APPLY_MODEL wrapper (MMDiT never calls the DIFFUSION_MODEL wrapper) records the step, the text length
-(the conditioning's token count) and the latent grid before each model call.
+(the conditioning's token count, rounded up where the family pads it) and the latent grid before each model call.
+Calls shorter than text + image (text-only or image-only refiners, SD3.5's image-only attention) run plain.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .comfy_patch import (EDITOR_KEY, RUN_KEY, WRAPPER_KEY, Backend, JointCall, JointLayer, PatchNotCalledError,
-                          RunState, begin_model_call)
+from .base import (EDITOR_KEY, RUN_KEY, WRAPPER_KEY, Backend, JointCall, JointLayer, PatchNotCalledError, RunState,
+                   begin_model_call)
 
 OVERRIDE_KEY = "optimized_attention_override"
 PREVIOUS_OVERRIDE_KEY = "attn_edit_previous_override"
 
 
 @dataclass(frozen=True)
-class Family:
+class JointFamily:
+    """A model family whose text and image tokens share one attention (text first)."""
+
     name: str
+    network: tuple[str, str]  # ComfyUI's diffusion-model class: (module, class name)
     block_lists: tuple[tuple[str, str], ...]  # (kind, attribute of the diffusion model holding the blocks)
-    patch_size_attr: str = "patch_size"
     block_ids: bool = True  # the model sets block_type / block_index in transformer_options
+    subclasses: bool = False  # subclasses of `network` are this family too (else the exact class only)
+    text_pad_multiple: str | None = None  # attribute: the model pads its text tokens to a multiple of it
+
+    def matches(self, diffusion_model) -> bool:
+        import importlib
+
+        cls = getattr(importlib.import_module(self.network[0]), self.network[1])
+        return isinstance(diffusion_model, cls) if self.subclasses else type(diffusion_model) is cls
+
+    def layers(self, diffusion_model) -> list[JointLayer]:
+        layers, order = [], 0
+        for kind, attr in self.block_lists:
+            for index in range(len(getattr(diffusion_model, attr, None) or [])):
+                layers.append(JointLayer(kind, index, order))
+                order += 1
+        return layers
 
 
-FAMILIES = {
-    "Flux": Family("Flux", (("double", "double_blocks"), ("single", "single_blocks"))),
-    "SD3": Family("SD3", (("joint", "joint_blocks"),), block_ids=False),
-    "QwenImage": Family("QwenImage", (("double", "transformer_blocks"),)),
-}
-
-
-def _family_of(diffusion_model) -> Family | None:
-    from comfy.ldm.flux.model import Flux
-    from comfy.ldm.modules.diffusionmodules.mmdit import MMDiT
-    from comfy.ldm.qwen_image.model import QwenImageTransformer2DModel
-
-    if type(diffusion_model) is Flux:  # Flux.1 and Flux.2 share the class; subclasses (Chroma, ...) differ
-        return FAMILIES["Flux"]
-    if isinstance(diffusion_model, MMDiT):
-        return FAMILIES["SD3"]
-    if type(diffusion_model) is QwenImageTransformer2DModel:
-        return FAMILIES["QwenImage"]
-    return None
-
-
-def joint_backend_for(model) -> "JointBackend | None":
-    diffusion_model = getattr(getattr(model, "model", None), "diffusion_model", None)
-    family = _family_of(diffusion_model) if diffusion_model is not None else None
-    if family is None:
-        return None
-    if any(getattr(b, "flipped_img_txt", False) for b in getattr(diffusion_model, "double_blocks", [])):
-        return None  # image-first joint sequences: not supported (no ComfyUI model ships them for editing)
-    return JointBackend(family.name)
-
-
-def _layers(model, family: Family) -> list[JointLayer]:
+def joint_backend(family: JointFamily, model) -> "JointBackend | None":
     dm = model.model.diffusion_model
-    layers, order = [], 0
-    for kind, attr in family.block_lists:
-        for index in range(len(getattr(dm, attr, None) or [])):
-            layers.append(JointLayer(kind, index, order))
-            order += 1
-    return layers
+    if any(getattr(b, "flipped_img_txt", False) for b in getattr(dm, "double_blocks", [])):
+        return None  # image-first joint sequences: not supported (no ComfyUI model ships them for editing)
+    return JointBackend(family)
 
 
 def _apply_model_wrapper(executor, x, t, c_concat, c_crossattn, control, transformer_options, **kwargs):
@@ -82,6 +68,8 @@ def _apply_model_wrapper(executor, x, t, c_concat, c_crossattn, control, transfo
         patch = run.data.get("patch_size", 2)
         grid = ((x.shape[-2] + patch // 2) // patch, (x.shape[-1] + patch // 2) // patch)
         text_len = int(c_crossattn.shape[1]) if c_crossattn is not None else 0
+        multiple = run.data.get("text_multiple", 1)
+        text_len = -(-text_len // multiple) * multiple
         begin_model_call(run, x.shape[0], transformer_options, text_len=text_len, grid=grid)
         run.data["joint_call_order"] = 0
     return executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
@@ -115,8 +103,7 @@ def _joint_override(func, *args, **kwargs):
         # attention) run as ComfyUI would
         kw = dict(kwargs, mask=mask) if mask is not None else kwargs
         return inner(q, k, v, heads, **kw) if skip_reshape else inner(q, k, v, heads=heads, **kw)
-    family = FAMILIES[run.backend.family]
-    if family.block_ids and "block_type" in topts:
+    if run.backend.spec.block_ids and "block_type" in topts:
         kind, index = topts["block_type"], topts.get("block_index", 0)
         layer = run.data["layer_by_id"].get((kind, index))
     else:
@@ -141,11 +128,12 @@ def _joint_override(func, *args, **kwargs):
 
 
 class JointBackend(Backend):
-    def __init__(self, family: str):
-        self.family = family
+    def __init__(self, spec: JointFamily):
+        self.spec = spec
+        self.family = spec.name
 
     def layers(self, model) -> list[JointLayer]:
-        return _layers(model, FAMILIES[self.family])
+        return self.spec.layers(model.model.diffusion_model)
 
     def new_run(self, model, layers: list[JointLayer]) -> RunState:
         run = RunState(self, {layer: layer for layer in layers})
@@ -153,7 +141,13 @@ class JointBackend(Backend):
         run.data["layer_by_order"] = {layer.order: layer for layer in layers}
         dm = model.model.diffusion_model
         run.data["patch_size"] = int(getattr(dm, "patch_size", 2) or 2)
+        run.data["text_multiple"] = self.text_multiple(model)
         return run
+
+    def text_multiple(self, model) -> int:
+        if not self.spec.text_pad_multiple:
+            return 1
+        return int(getattr(model.model.diffusion_model, self.spec.text_pad_multiple, None) or 1)
 
     def install(self, m, layers: list[JointLayer]) -> None:
         import comfy.patcher_extension

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .comfy_patch import (EDITOR_KEY, INNER_PATCH_KEY, RUN_KEY, WRAPPER_KEY, Backend, PatchNotCalledError,
-                          RunState, begin_model_call, plain_attention)
+from .base import (EDITOR_KEY, INNER_PATCH_KEY, RUN_KEY, WRAPPER_KEY, Backend, PatchNotCalledError, RunState,
+                   begin_model_call, plain_attention)
 
 # Other nodes' replace patches on the layers we patch, kept in transformer_options and called underneath ours:
 # {"attn1" | "attn2": {(block, number, depth): patch}}. A later node's patch found at run start moves here too.
@@ -35,7 +35,7 @@ def is_unet(model) -> bool:
 
 def unet_of(model):
     """The UNetModel inside a ModelPatcher, or a clear error for any other network."""
-    from .comfy_patch import UnsupportedModelError
+    from .base import UnsupportedModelError
 
     if not is_unet(model):
         diffusion_model = getattr(getattr(model, "model", None), "diffusion_model", None)
