@@ -135,7 +135,8 @@ DEMO_TWIN = {"p2p_word_swap": "demo_shape_swap", "p2p_refine": "demo_refine", "p
              "sd35_word_swap": "demo_dit_colour_swap", "qwen_image_word_swap": "demo_dit_colour_swap",
              "flux_flow_edit": "demo_dit_flow_edit", "sd35_flow_edit": "demo_dit_flow_edit",
              "flux_real_p2p_direct_inversion": "demo_dit_real_direct_inversion", "flux_word_mask": "demo_dit_word_mask",
-             "flux_pix2pix_zero": "demo_dit_pix2pix_zero", "sd35_pix2pix_zero": "demo_dit_pix2pix_zero"}
+             "flux_pix2pix_zero": "demo_dit_pix2pix_zero", "sd35_pix2pix_zero": "demo_dit_pix2pix_zero",
+             "chroma_word_swap": "demo_dit_colour_swap", "z_image_word_swap": "demo_dit_colour_swap"}
 
 
 def write_thumbnails(out: Path, rows, size: int = 256) -> list[Path]:

@@ -385,13 +385,24 @@ DIT_LOADERS = {
                    "11": {"class_type": "CLIPLoader", "inputs": {"clip_name": "qwen_2.5_vl_7b_fp8_scaled.safetensors",
                                                                  "type": "qwen_image"}},
                    "12": {"class_type": "VAELoader", "inputs": {"vae_name": "qwen_image_vae.safetensors"}}},
+    "chroma": {"1": {"class_type": "UNETLoader", "inputs": {"unet_name": "Chroma1-HD.safetensors",
+                                                             "weight_dtype": "default"}},
+               "11": {"class_type": "CLIPLoader", "inputs": {"clip_name": "t5xxl_fp16.safetensors", "type": "chroma"}},
+               "12": {"class_type": "VAELoader", "inputs": {"vae_name": "ae.safetensors"}}},
+    "z_image": {"1": {"class_type": "UNETLoader", "inputs": {"unet_name": "z_image_turbo_bf16.safetensors",
+                                                              "weight_dtype": "default"}},
+                "11": {"class_type": "CLIPLoader", "inputs": {"clip_name": "qwen_3_4b.safetensors", "type": "lumina2"}},
+                "12": {"class_type": "VAELoader", "inputs": {"vae_name": "ae.safetensors"}}},
 }
 # Sampling as each family's ComfyUI example workflow: Flux.1-dev guidance-distilled (cfg 1, FluxGuidance 3.5),
-# SD3.5 cfg 4.5 with a negative, Qwen-Image cfg 2.5 (its shift is set by the model's sampling settings).
+# SD3.5 cfg 4.5 with a negative, Qwen-Image cfg 2.5 (its shift is set by the model's sampling settings), Chroma (not
+# distilled) cfg 4 with a negative, Z-Image Turbo (distilled) 9 steps at cfg 1.
 DIT_SAMPLING = {"flux": dict(steps=20, cfg=1.0, sampler="euler", scheduler="simple", size=1024),
                 "flux_checkpoint": dict(steps=20, cfg=1.0, sampler="euler", scheduler="simple", size=1024),
                 "sd3": dict(steps=28, cfg=4.5, sampler="euler", scheduler="sgm_uniform", size=1024),
-                "qwen_image": dict(steps=20, cfg=2.5, sampler="euler", scheduler="simple", size=1328)}
+                "qwen_image": dict(steps=20, cfg=2.5, sampler="euler", scheduler="simple", size=1328),
+                "chroma": dict(steps=26, cfg=4.0, sampler="euler", scheduler="beta", size=1024),
+                "z_image": dict(steps=9, cfg=1.0, sampler="euler", scheduler="simple", size=1024)}
 
 
 def _dit(family: str, node: str, extra: dict, title: str) -> dict:
@@ -542,6 +553,12 @@ DIT_SPECS = {
         "source_prompt": "a cat sitting next to a mirror",
         "target_prompts": "a tiger sitting next to a mirror\na lion sitting next to a mirror"},
         "qwen_image_word_swap"),
+    "chroma_word_swap": _dit("chroma", "AttnEdit_P2PReplace", {
+        "source_prompt": "a cat sitting next to a mirror",
+        "target_prompts": "a tiger sitting next to a mirror\na lion sitting next to a mirror"}, "chroma_word_swap"),
+    "z_image_word_swap": _dit("z_image", "AttnEdit_P2PReplace", {
+        "source_prompt": "a cat sitting next to a mirror",
+        "target_prompts": "a tiger sitting next to a mirror\na lion sitting next to a mirror"}, "z_image_word_swap"),
     "flux_flow_edit": _dit_real("flux", _flow_edit(28, 24, 1.5, 5.5), "flux_flow_edit"),
     "sd35_flow_edit": _dit_real("sd3", _flow_edit(50, 33, 3.5, 13.5), "sd35_flow_edit", negative=NEGATIVE),
     "flux_real_p2p_direct_inversion": _dit_real("flux", _flow_real_p2p(cfg=1.0), "flux_real_p2p"),
@@ -565,6 +582,10 @@ def dit_layout(name: str) -> str | None:
         return "sd3"
     if name.startswith("qwen_image"):
         return "qwen_image"
+    if name.startswith("chroma"):
+        return "chroma"
+    if name.startswith("z_image"):
+        return "z_image"
     return None
 
 
@@ -843,7 +864,8 @@ def describe(name: str, api: dict) -> str:
 
 
 FAMILIES = [("demo_dit_", "Demo DiT"), ("demo_", "Demo"), ("flux_", "Flux"), ("sd35_", "SD3.5"),
-            ("qwen_image_", "Qwen-Image"), ("p2p_", "SD1.5"), ("", "SD1.5")]
+            ("qwen_image_", "Qwen-Image"), ("chroma_", "Chroma"), ("z_image_", "Z-Image"), ("p2p_", "SD1.5"),
+            ("", "SD1.5")]
 WHAT_TITLES = {
     "word_swap": "P2P word swap", "shape_swap": "P2P shape swap", "colour_swap": "P2P colour swap",
     "refine": "P2P refine", "reweight": "P2P reweight", "local_blend": "P2P local blend",
