@@ -189,3 +189,18 @@ def token_maps(probs: torch.Tensor, slots: int = MAX_TOKENS) -> torch.Tensor:
     """[R, heads, HW, T·r] -> head-averaged maps over the T slots [R, HW, T], copies summed."""
     r, heads, hw, tokens = probs.shape
     return probs.mean(1).reshape(r, hw, tokens // slots, slots).sum(2)
+
+
+def chunked_token_maps(q, k, heads: int, rows: list[int], chunk: int = 4096) -> torch.Tensor:
+    """Head-averaged softmax(q kᵀ / sqrt(d)) of the given rows, [R, L, T] in fp32, computed a chunk of queries at a
+    time so that a video's tokens never hold more than [R, heads, chunk, T] at once (the P2P map: video query ×
+    text key)."""
+    q, k = q[rows].float(), k[rows].float()
+    r, length, inner = q.shape
+    d = inner // heads
+    kh = k.reshape(r, k.shape[1], heads, d).transpose(1, 2)
+    out = torch.empty(r, length, k.shape[1], dtype=torch.float32, device=q.device)
+    for start in range(0, length, chunk):
+        qh = q[:, start:start + chunk].reshape(r, -1, heads, d).transpose(1, 2)
+        out[:, start:start + chunk] = torch.softmax(qh @ kh.transpose(-1, -2) * d ** -0.5, dim=-1).mean(1)
+    return out

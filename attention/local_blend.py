@@ -26,14 +26,17 @@ def word_maps(maps: torch.Tensor, token_weights: torch.Tensor) -> torch.Tensor:
 
 def blend_mask(accumulated: torch.Tensor, threshold: float, size: tuple[int, int], pool: int = 3) -> torch.Tensor:
     """accumulated [N, h, w] (row 0 = source) -> float mask [N-1, 1, H, W] for the edited rows; `pool` the odd
-    max-pool kernel (official: 3)."""
-    m = accumulated[:, None].float()
+    max-pool kernel (official: 3). A video's maps [N, F, h, w] give [N-1, 1, F, H, W]: each frame pooled,
+    resized, normalised by its own maximum and thresholded on its own."""
+    frames = accumulated.shape[1:-2]
+    n = accumulated.shape[0]
+    m = accumulated.reshape(-1, 1, *accumulated.shape[-2:]).float()  # one 2-D map per row and frame
     if pool > 1:
         m = F.max_pool2d(m, kernel_size=pool, stride=1, padding=pool // 2)
     m = F.interpolate(m, size=size, mode="nearest")
     peak = m.amax(dim=(2, 3), keepdim=True)
     m = torch.where(peak > 0, m / peak.clamp_min(1e-12), torch.zeros_like(m))
-    m = m > threshold
+    m = (m > threshold).reshape(n, 1, *frames, *size)
     return (m[:1] | m[1:]).float()
 
 

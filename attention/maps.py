@@ -6,8 +6,8 @@ import torch.nn.functional as F
 
 import uuid
 
-from .backends.base import AttentionEditor, JointCall, RunState, plain_attention
-from .edits import MAX_TOKENS, attention_probabilities, token_maps
+from .backends.base import AttentionEditor, CrossCall, JointCall, RunState, plain_attention
+from .edits import MAX_TOKENS, attention_probabilities, chunked_token_maps, token_maps
 from .joint_maps import block_word_maps, late_step, run_map_orders
 
 LEVELS = {"latent/4 (P2P)": 2, "latent/2": 1, "latent/8": 3, "all": None}
@@ -51,6 +51,20 @@ class MapRecorder(AttentionEditor):
             run.data["counts"][hw] = run.data["counts"].get(hw, 0) + 1
         return out
 
+    def video_attention(self, call: CrossCall, run: RunState):
+        """Wan: the raw video-query × text-key maps of the text cross-attention (the P2P map; no text outputs to
+        take ConceptAttention's from) of the later blocks (joint_maps.map_orders) over the second half of the steps,
+        per frame."""
+        starts = run.step.chunk_rows(0)
+        if (call.kind == "cross" and starts and call.layer.order in run_map_orders(run)
+                and late_step(run.step.index, run.step.total)):
+            rows = list(range(starts[0], starts[0] + run.step.rows_per_chunk))
+            maps = chunked_token_maps(call.q, call.k, call.heads, rows)
+            acc = run.data["maps"].get(call.grid)
+            run.data["maps"][call.grid] = maps if acc is None else acc + maps
+            run.data["counts"][call.grid] = run.data["counts"].get(call.grid, 0) + 1
+        return call.plain()
+
     def cross_attention(self, q, k, v, heads, extra_options, run: RunState):
         level = run.layer(extra_options).level
         wanted = self.level if self.level is None else min(self.level, run.max_level)
@@ -68,6 +82,13 @@ class MapRecorder(AttentionEditor):
         """Average every recorded resolution, bring all to the largest one recorded, average them."""
         recorded = run.data["maps"]
         if not recorded:
+            return
+        videos = [grid for grid in recorded if len(grid) == 3]
+        if videos:  # one grid per run: [B, T, F, h, w]
+            grid = videos[0]
+            acc = recorded[grid] / run.data["counts"][grid]
+            RESULTS[self.key] = {"maps": acc.reshape(acc.shape[0], *grid, -1).permute(0, 4, 1, 2, 3).cpu(),
+                                 "layer_calls": run.data["counts"][grid]}
             return
         target = max(recorded, key=lambda hw: hw[0] * hw[1])
         total = None

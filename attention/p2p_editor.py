@@ -13,9 +13,9 @@ import uuid
 
 import torch
 
-from .backends.base import AttentionEditor, JointCall, RunState, plain_attention
-from .edits import (attention_probabilities, cross_coefficients, inject_self_attention, mix_cross_attention,
-                    row_kinds, schedule_step, self_window_active, token_maps)
+from .backends.base import AttentionEditor, CrossCall, JointCall, RunState, plain_attention
+from .edits import (attention_probabilities, chunked_token_maps, cross_coefficients, inject_self_attention,
+                    mix_cross_attention, row_kinds, schedule_step, self_window_active, token_maps)
 from .joint_edits import mix_joint_attention
 from .joint_maps import block_word_maps, run_map_orders
 from .local_blend import JOINT_POOL, apply_blend, blend_mask, user_region, word_maps
@@ -129,17 +129,44 @@ class P2PEditor(AttentionEditor):
 
         return mix_cross_attention(q, k, v, attend, starts, mappers, a, b, kinds)
 
-    def joint_attention(self, call: JointCall, run: RunState):
-        starts = self._check_layout(run)
-        if not starts:
-            return call.plain()
-        text_len = call.text.stop - call.text.start
+    def _check_text_len(self, text_len: int) -> None:
         if text_len != self.plan.text_len:
             raise ValueError(
                 f"{self.node_name}: the model attends to {text_len} text tokens but the prompts were encoded to "
                 f"{self.plan.text_len}. A negative prompt whose encoding is longer than the positive's makes "
-                "ComfyUI repeat the positive, which changes joint attention: shorten the negative prompt (or use "
+                "ComfyUI repeat the positive, which changes the attention: shorten the negative prompt (or use "
                 "the same text encoder for both).")
+
+    def video_attention(self, call: CrossCall, run: RunState):
+        """Wan: the text cross-attention is edited as a UNet's (mix_cross_attention: mappers, windows, reweight);
+        during self_replace the edited rows' self-attention takes the source row's queries and keys, so its map
+        is the source's, computed by ComfyUI's attention (SDPA) and never stored, over the row's own values."""
+        starts = self._check_layout(run)
+        if not starts:
+            return call.plain()
+        step = run.step
+        if call.kind == "self":
+            if not self_window_active(self.plan.self_start, self.plan.self_end, step.index, step.total):
+                return call.plain()
+            q, k = inject_self_attention(call.q, call.k, starts, self.plan.n_prompts)
+            run.data["summary"]["injected_self_calls"] += 1
+            return call.attend(q, k, call.v)
+        self._check_text_len(call.k.shape[1])
+        if self.plan.blend_tokens is not None and call.layer.order in run_map_orders(run):
+            rows = list(range(starts[0], starts[0] + self.plan.n_prompts))
+            words = word_maps(chunked_token_maps(call.q, call.k, call.heads, rows), self.plan.blend_tokens)
+            self._add_blend_maps(words.reshape(len(rows), *call.grid), run)
+        a, b, mappers, kinds = self._coefficients(run, call.q.device)
+        if all(kinds[1]):
+            return call.plain()
+        run.data["summary"]["edited_cross_calls"] += 1
+        return mix_cross_attention(call.q, call.k, call.v, call.attend, starts, mappers, a, b, kinds)
+
+    def joint_attention(self, call: JointCall, run: RunState):
+        starts = self._check_layout(run)
+        if not starts:
+            return call.plain()
+        self._check_text_len(call.text.stop - call.text.start)
         step = run.step
         a, b, mappers, kinds = self._coefficients(run, call.q.device)
         inject = (self_window_active(self.plan.self_start, self.plan.self_end, step.index, step.total)
@@ -180,11 +207,15 @@ class P2PEditor(AttentionEditor):
         rows = list(range(start, start + self.plan.n_prompts))
         h, w = run.step.grid
         maps = block_word_maps(call, out, rows)  # [N, HW, T]
-        words = word_maps(maps, self.plan.blend_tokens).reshape(len(rows), h, w)
+        self._add_blend_maps(word_maps(maps, self.plan.blend_tokens).reshape(len(rows), h, w), run)
+
+    @staticmethod
+    def _add_blend_maps(words: torch.Tensor, run: RunState) -> None:
+        """Accumulates the blend words' maps [N, (F,) h, w] over the run's calls."""
         acc = run.data.get("blend_maps")
         run.data["blend_maps"] = words if acc is None or acc.shape != words.shape else acc + words
         run.data["summary"]["blend_updates"] += 1
-        run.data["summary"]["blend_map_size"] = (int(h), int(w))
+        run.data["summary"]["blend_map_size"] = tuple(int(s) for s in words.shape[1:])
 
     def _blend_level(self, run: RunState, extra_options: dict) -> int:
         if self.plan.blend_level is None:
@@ -195,11 +226,7 @@ class P2PEditor(AttentionEditor):
         rows = list(range(start, start + self.plan.n_prompts))
         maps = token_maps(attention_probabilities(q, k, heads, rows), self.plan.text_len)  # [N, HW, T]
         h, w = extra_options["activations_shape"][-2:]
-        words = word_maps(maps, self.plan.blend_tokens).reshape(len(rows), h, w)
-        acc = run.data.get("blend_maps")
-        run.data["blend_maps"] = words if acc is None or acc.shape != words.shape else acc + words
-        run.data["summary"]["blend_updates"] += 1
-        run.data["summary"]["blend_map_size"] = (int(h), int(w))
+        self._add_blend_maps(word_maps(maps, self.plan.blend_tokens).reshape(len(rows), h, w), run)
 
     def post_cfg(self, denoised: torch.Tensor, args: dict, run: RunState) -> torch.Tensor:
         """Local blend on the denoised prediction (sampler-agnostic; see attention/local_blend.py): the user's mask
@@ -210,9 +237,11 @@ class P2PEditor(AttentionEditor):
         mask = self._user_region(denoised, run)
         acc = run.data.get("blend_maps")
         if acc is not None and step.index >= schedule_step(self.plan.blend_start, step.total):
-            pool = JOINT_POOL if run.step.grid != (0, 0) else 3  # UNet: the official 3×3
+            # UNet and Wan (raw cross-attention maps): the official 3×3; joint attention's output maps: JOINT_POOL
+            pool = JOINT_POOL if len(run.step.grid) == 2 and run.step.grid != (0, 0) else 3
             words = blend_mask(acc, self.plan.blend_threshold, tuple(denoised.shape[-2:]), pool).to(denoised.device)
-            words = words.reshape(words.shape[0], 1, *([1] * (denoised.ndim - 4)), *words.shape[-2:])  # frame axes
+            if words.ndim < denoised.ndim:  # image maps on a latent with a frame axis (Qwen-Image): every frame
+                words = words.reshape(words.shape[0], 1, *([1] * (denoised.ndim - 4)), *words.shape[-2:])
             run.data["summary"]["blend_applied"] += 1
             run.data["summary"]["blend_mask"] = words.detach().cpu()
             mask = words if mask is None else mask * words

@@ -81,7 +81,9 @@ class AttentionMaps(io.ComfyNode):
         result = recorder.take_result()
         if "maps" not in result:
             raise InputError(NODE, "model", "the sampler never reached the model's attention; nothing was recorded.")
-        maps = result["maps"][0]  # first latent row: [T, H, W]
+        maps = result["maps"][0]  # first latent row: [T, H, W]; a video's [T, F, h, w]
+        if maps.ndim == 4:
+            return _video_maps(maps, encoding, mask_slots, out, vae, tile_size, columns)
         image = vae.decode(out["samples"][:1])[0] if vae is not None else None
         if backend_for(model).family == "UNet":  # one tile per CLIP token, as the P2P paper's Fig. 4
             hf = encoding.segments[0][0].tokenizer.tokenizer
@@ -91,8 +93,7 @@ class AttentionMaps(io.ComfyNode):
                 tiles.append(maps[seg.offset + 1:seg.offset + 1 + len(pt.ids)])
             tiles = torch.cat(tiles)
         else:  # one tile per word: a T5 / LLM word is often several tokens, some of them bare word-start marks
-            words = [i for i, w in enumerate(encoding.primary.words) if not w.is_punctuation]
-            labels = [encoding.primary.words[i].text for i in words]
+            words, labels = _word_labels(encoding)
             tiles = torch.stack([maps[encoding.word_slots(i)].sum(0) for i in words])
         grid = render_token_grid(tiles, labels, image, tile_size, columns)
         size = tuple(image.shape[:2]) if image is not None else tuple(8 * s for s in out["samples"].shape[-2:])
@@ -100,3 +101,29 @@ class AttentionMaps(io.ComfyNode):
 
 
 NODES = [AttentionMaps]
+
+
+def _word_labels(encoding) -> tuple[list[int], list[str]]:
+    words = [i for i, w in enumerate(encoding.primary.words) if not w.is_punctuation]
+    return words, [encoding.primary.words[i].text for i in words]
+
+
+def _video_maps(maps, encoding, mask_slots, out, vae, tile_size: int, columns: int):
+    """A video's maps [T, F, h, w]: one labelled grid per latent frame (an IMAGE batch, over the decoded frame the
+    latent frame starts: Wan's VAE decodes F latent frames to 4(F-1)+1), and the word masks of the frame-averaged
+    maps (one per named word, as for an image)."""
+    words, labels = _word_labels(encoding)
+    frames = maps.shape[1]
+    pixels = None
+    if vae is not None:
+        decoded = vae.decode(out["samples"][:1])
+        pixels = decoded.reshape(-1, *decoded.shape[-3:])  # [P, H, W, 3]
+    grids = []
+    for f in range(frames):
+        image = None
+        if pixels is not None:
+            image = pixels[round(f * (len(pixels) - 1) / max(frames - 1, 1))]
+        tiles = torch.stack([maps[encoding.word_slots(i), f].sum(0) for i in words])
+        grids.append(render_token_grid(tiles, labels, image, tile_size, columns))
+    size = tuple(pixels.shape[1:3]) if pixels is not None else tuple(8 * s for s in out["samples"].shape[-2:])
+    return io.NodeOutput(torch.stack(grids), out, word_masks(maps.mean(1), mask_slots, size))

@@ -79,7 +79,8 @@ def text_segments(clip) -> list[Segment]:
     SD1/SD2/SDXL: CLIP chunks of 77 (SDXL's clip_l and clip_g side by side in features, same slots);
     Flux: T5-XXL only (CLIP-L gives just the pooled vector), padded to 256; SD3: the CLIP-L/G chunks, then
     T5-XXL padded to 77 (sd3_clip.py SD3ClipModel.encode_token_weights); Chroma: T5-XXL unpadded, ending in EOS
-    (pixart_t5.py); Qwen-Image: Qwen2.5-VL, template trimmed; Z-Image: Qwen3, template kept. Offsets are set per
+    (pixart_t5.py); Wan: UMT5-XXL padded to 512 (wan.py); Qwen-Image: Qwen2.5-VL, template trimmed; Z-Image: Qwen3,
+    template kept. Offsets are set per
     prompt, as the number of CLIP chunks and a template's head depend on it."""
     tokenizer, model = clip.tokenizer, clip.cond_stage_model
     name = type(tokenizer).__name__
@@ -94,7 +95,7 @@ def text_segments(clip) -> list[Segment]:
         if getattr(model, "t5xxl", None) is not None:  # after the CLIP chunks (offset set per prompt)
             segments.append(Segment("t5xxl", tokenizer.t5xxl, _t5_layout(tokenizer.t5xxl), 0))
         return segments
-    if name == "PixArtTokenizer":  # SD1Tokenizer(clip_name="t5xxl"): the T5 tokenizer is its clip_t5xxl
+    if name in ("PixArtTokenizer", "WanT5Tokenizer"):  # SD1Tokenizer(clip_name=...): the T5 is its clip_<name>
         t5 = getattr(tokenizer, tokenizer.clip)
         return [Segment(tokenizer.clip_name, t5, _t5_layout(t5), 0)]
     if name == "QwenImageTokenizer":
@@ -105,8 +106,8 @@ def text_segments(clip) -> list[Segment]:
     if "CLIP" not in type(sd_tok.tokenizer).__name__:
         raise ValueError(
             f"this text encoder ({name}) is not supported: its words cannot be mapped onto the tokens the "
-            "model attends to. Supported: SD1.x/SD2.x/SDXL CLIP, Flux (T5), SD3 (CLIP + T5), Chroma (T5), "
-            "Qwen-Image (Qwen2.5-VL) and Z-Image (Qwen3) text encoders.")
+            "model attends to. Supported: SD1.x/SD2.x/SDXL CLIP, Flux (T5), SD3 (CLIP + T5), Chroma (T5), Wan "
+            "(UMT5), Qwen-Image (Qwen2.5-VL) and Z-Image (Qwen3) text encoders.")
     key = next(k for k, v in clip.tokenize("a").items())
     return [Segment(key, sd_tok, CLIP_LAYOUT, 0)]
 
@@ -193,9 +194,20 @@ def _segment_pieces(segment: Segment, prompt: str, comfy_tokens: dict, node: str
             layout = TokenizerLayout(None, layout.eos, len(chunks[0]), layout.name)
     ids = [t for c in per_chunk for t in c]
     whole = TokenizerLayout(layout.bos, layout.eos, len(ids) + 2 + layout.first_slot, layout.name)
+    if type(hf).__name__ == "SPieceTokenizer":  # ComfyUI's SentencePiece wrapper (Wan's UMT5): adds EOS itself
+        def encode(text):
+            return hf.tokenizer.encode(text, add_bos=False, add_eos=False)
+
+        def decode(token):
+            return hf.tokenizer.decode([token])
+    else:
+        def encode(text):
+            return hf(text, add_special_tokens=False)["input_ids"]
+
+        def decode(token):
+            return hf.decode([token])
     try:
-        pt = PromptTokens.build(prompt, lambda text: hf(text, add_special_tokens=False)["input_ids"],
-                                lambda token: hf.decode([token]), whole)
+        pt = PromptTokens.build(prompt, encode, decode, whole)
     except ValueError as e:
         raise InputError(node, input_name, str(e)) from None
     if ids != list(pt.ids):

@@ -1,7 +1,7 @@
 """The registry: which backend patches a ComfyUI model, and why the others are refused.
 
-A new family is a file here (a `JointFamily` entry, or a Backend of its own) and a line in `JOINT_FAMILIES` or
-`backend_for`. Every backend imports only base.py (and joint.py for joint families); none imports its caller.
+A new family is a file here (a `JointFamily` entry, or a Backend of its own: unet.py, wan.py) and a line in
+`JOINT_FAMILIES` or `backend_for`. Every backend imports only base.py (and joint.py for joint families); none imports its caller.
 """
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ from . import chroma, flux, qwen_image, sd3, z_image
 from .base import Backend, UnsupportedModelError
 from .joint import joint_backend
 from .unet import UNetBackend, is_unet
+from .wan import WanBackend, is_wan
 
 JOINT_FAMILIES = (flux.FAMILY, sd3.FAMILY, qwen_image.FAMILY, chroma.FAMILY, z_image.FAMILY)
 
 SUPPORTED = ("SD1.x, SD2.x and SDXL (UNet cross-attention); Flux.1, SD3 / SD3.5, Qwen-Image, Chroma and Z-Image "
-             "(joint attention)")
+             "(joint attention); Wan 2.1 / 2.2 text- and image-to-video (video cross-attention)")
 
 # Networks ComfyUI 0.8 ships that no backend patches, by module of their class, with the real reason.
 _NOT_REACHED = "its attention calls pass no transformer_options, so no attention hook of any pack reaches them"
@@ -32,7 +33,8 @@ REFUSED = {
     "comfy.ldm.genmo": ("Mochi", "its joint attention is video first; " + _NOT_YET),
     "comfy.ldm.omnigen": ("OmniGen2", _NOT_YET),
     "comfy.ldm.chroma_radiance": ("Chroma Radiance", "it works in pixel space (16-pixel patches); " + _NOT_YET),
-    "comfy.ldm.wan": ("Wan", _NOT_YET),
+    "comfy.ldm.wan": ("a Wan variant (VACE, camera control, HuMo, S2V or Animate)",
+                      "its extra blocks and conditioning are not mapped; " + _NOT_YET),
 }
 
 
@@ -44,6 +46,8 @@ def backend_for(model) -> Backend:
     """The backend of this model's family, or a clear error naming the family and why."""
     if is_unet(model):
         return UNetBackend()
+    if is_wan(model):
+        return WanBackend()
     dm = _network(model)
     for family in JOINT_FAMILIES:
         if dm is not None and family.matches(dm):

@@ -36,7 +36,7 @@ class StepContext:
     cond_or_uncond: tuple[int, ...]
     rows_per_chunk: int
     text_len: int = 0  # joint attention: text tokens per row in this call
-    grid: tuple[int, int] = (0, 0)  # joint attention: image tokens as (rows, columns)
+    grid: tuple[int, ...] = (0, 0)  # image tokens as (rows, columns); video (frames, rows, columns)
 
     def chunk_rows(self, kind: int) -> list[int]:
         """Starting row of every chunk of the given kind (0 = positive, 1 = negative)."""
@@ -52,7 +52,8 @@ class RunState:
     layers: dict
     max_level: int = 0  # UNet: deepest resolution level
     step: StepContext | None = None
-    calls: dict[str, int] = field(default_factory=lambda: {"attn1": 0, "attn2": 0, "joint": 0, "model": 0})
+    calls: dict[str, int] = field(default_factory=lambda: {"attn1": 0, "attn2": 0, "joint": 0, "self": 0, "cross": 0,
+                                                           "model": 0})
     layers_seen: set = field(default_factory=set)
     data: dict = field(default_factory=dict)  # editor-owned per-run data
 
@@ -85,9 +86,32 @@ class JointCall:
 
 @dataclass(frozen=True)
 class JointLayer:
-    kind: str  # "double" | "single" (Flux), "joint" (SD3 MMDiT, Qwen-Image)
+    """A transformer block (joint-attention families; Wan's blocks too)."""
+
+    kind: str  # "double" | "single" (Flux), "joint" (SD3 MMDiT, Qwen-Image), "block" (Wan)
     index: int  # block index within its kind
     order: int  # position among all joint blocks of the model, 0-based
+
+
+@dataclass
+class CrossCall:
+    """One attention call of a model whose image (video) tokens attend to the text in a separate cross-attention
+    (Wan): q [B, L, heads·D] of the video tokens; k, v [B, T, heads·D] of the text (`kind` "cross") or of the
+    video tokens themselves (`kind` "self"). `grid` is the token grid (frames, rows, columns), L its product;
+    `attend(q, k, v)` runs ComfyUI's attention exactly as the model would have (same function, options and any
+    other pack's override) and returns [B, L, heads·D]."""
+
+    q: torch.Tensor
+    k: torch.Tensor
+    v: torch.Tensor
+    heads: int
+    kind: str
+    grid: tuple[int, int, int]
+    layer: "JointLayer"
+    attend: object
+
+    def plain(self) -> torch.Tensor:
+        return self.attend(self.q, self.k, self.v)
 
 
 class AttentionEditor:
@@ -112,6 +136,10 @@ class AttentionEditor:
         return plain_attention(q, k, v, heads, extra_options)
 
     def joint_attention(self, call: JointCall, run: RunState):
+        return call.plain()
+
+    def video_attention(self, call: CrossCall, run: RunState):
+        """Self- and cross-attention of a separate-cross-attention video model (Wan): call.kind says which."""
         return call.plain()
 
     def post_cfg(self, denoised: torch.Tensor, args: dict, run: RunState) -> torch.Tensor:

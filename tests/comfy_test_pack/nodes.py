@@ -12,18 +12,18 @@ class TinyModels(io.ComfyNode):
             node_id="AttnEditTest_TinyModels",
             category="testing",
             inputs=[io.Combo.Input("layout", options=["sd15", "sd2v", "sdxl", "dit", "flux", "sd3", "qwen_image",
-                                                              "chroma", "z_image"]),
+                                                              "chroma", "z_image", "wan"]),
                     io.Int.Input("seed", default=0)],
             outputs=[io.Model.Output(), io.Clip.Output(), io.Vae.Output()],
         )
 
     @classmethod
     def execute(cls, layout, seed):
-        from .tiny_models import JOINT_LAYOUTS, build_clip, build_joint, build_model, build_vae
+        from .tiny_models import JOINT_LAYOUTS, VIDEO_LAYOUTS, build_clip, build_joint, build_model, build_vae
 
         key = (layout, seed)
         if key not in _MODELS:
-            if layout in JOINT_LAYOUTS:
+            if layout in JOINT_LAYOUTS or layout in VIDEO_LAYOUTS:
                 _MODELS[key] = build_joint(layout, seed)
             else:
                 clip_layout = "sdxl" if layout == "sdxl" else "sd15"

@@ -6,6 +6,7 @@ Layouts keep the real block structure of each family with shrunken widths:
 - sdxl: 3 levels x 2 res blocks, no attention on level 0, depth 1/2 (SDXL: 0/2/10), clip_l ⊕ clip_g context, ADM.
 - dit:  a tiny AuraFlow MMDiT, a DiT no backend reaches, used to check that such models are refused.
 - flux / sd3 / qwen_image / chroma / z_image: tiny joint-attention layouts (build_joint).
+- wan: a tiny Wan 2.1 text-to-video model with its video VAE (build_wan).
 Weights are initialised explicitly from a seeded generator (ComfyUI's ops skip init: docs/testing.md, pitfall 1).
 """
 from __future__ import annotations
@@ -354,7 +355,52 @@ def build_z_image(seed: int = 0):
     return _patcher(base), clip, build_flux_vae(seed)
 
 
+UMT5_TINY = dict(T5_TINY, vocab_size=32000)  # the Pile-T5 SentencePiece vocabulary stands in for UMT5's
+
+
+def build_wan_vae(seed: int = 0):
+    """ComfyUI's Wan 2.1 video VAE (16 channels, 8x spatial, 4x temporal) at width 8, detected from its state dict
+    by comfy.sd.VAE as a real file would be."""
+    import comfy.sd
+    from comfy.ldm.wan.vae import WanVAE
+
+    vae = WanVAE(dim=8, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2, attn_scales=[],
+                 temperal_downsample=[False, True, True])
+    init_weights(vae, seed + 2)
+    return comfy.sd.VAE(sd=vae.state_dict())
+
+
+def build_wan(seed: int = 0, image_to_video: bool = False):
+    """A tiny Wan 2.1 (2 blocks, 2 heads of 32; T2V, or I2V with its image cross-attention) with ComfyUI's Wan text
+    encoder classes: WanT5Tokenizer reading a SentencePiece model from the tokenizer data as it reads UMT5's from
+    a real text-encoder file (here Pile-T5's, which ComfyUI ships), padded to 512, over a tiny UMT5."""
+    import comfy.sd
+    import comfy.supported_models
+    import comfy.supported_models_base
+    import comfy.text_encoders.wan
+    import os
+
+    config_class = comfy.supported_models.WAN21_I2V if image_to_video else comfy.supported_models.WAN21_T2V
+    config = config_class({
+        "image_model": "wan2.1", "model_type": "i2v" if image_to_video else "t2v", "patch_size": (1, 2, 2),
+        "text_len": 512, "in_dim": 36 if image_to_video else 16, "dim": 64, "ffn_dim": 128, "freq_dim": 256,
+        "text_dim": UMT5_TINY["d_model"], "out_dim": 16, "num_heads": 2, "num_layers": 2, "eps": 1e-6})
+    config.set_inference_dtype(torch.float32, None)
+    base = config.get_model({}, "")
+    init_weights(base, seed)
+    _peaked_qk_norms(base, ("norm_q", "norm_k"))
+    spiece = os.path.join(os.path.dirname(comfy.text_encoders.wan.__file__), "t5_pile_tokenizer", "tokenizer.model")
+    with open(spiece, "rb") as f:
+        tokenizer_data = {"spiece_model": f.read()}
+    target = comfy.supported_models_base.ClipTarget(comfy.text_encoders.wan.WanT5Tokenizer,
+                                                    comfy.text_encoders.wan.te(dtype_t5=torch.float32))
+    clip = comfy.sd.CLIP(target, tokenizer_data=tokenizer_data, model_options={"umt5xxl_model_config": UMT5_TINY})
+    init_weights(clip.cond_stage_model, seed + 1)
+    return _patcher(base), clip, build_wan_vae(seed)
+
+
 JOINT_LAYOUTS = ("flux", "sd3", "qwen_image", "chroma", "z_image")
+VIDEO_LAYOUTS = ("wan",)
 
 
 def build_joint(layout: str, seed: int = 0):
@@ -369,4 +415,6 @@ def build_joint(layout: str, seed: int = 0):
         return build_chroma(seed)
     if layout == "z_image":
         return build_z_image(seed)
+    if layout == "wan":
+        return build_wan(seed)
     raise ValueError(f"unknown joint layout {layout!r}")
