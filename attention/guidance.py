@@ -10,14 +10,15 @@ Only the current step's reference maps are held (the official code stores every 
 On joint attention (Flux, SD3/3.5, Qwen-Image) M_t is the pack's one joint map definition
 (joint_maps.py: ConceptAttention's output maps of the later third of the blocks, fp32, softmax over the text
 tokens), summed over those blocks in the same way; the raw image→text attention of a joint block is too
-diffuse to say where a word acts.
+diffuse to say where a word acts. On Wan's separate cross-attention M_t is the video-query × text-key map of the
+same later blocks, head-averaged (computed a chunk of queries at a time).
 """
 from __future__ import annotations
 
 import torch
 
-from .backends.base import AttentionEditor, JointCall, RunState, plain_attention
-from .edits import attention_probabilities
+from .backends.base import AttentionEditor, CrossCall, JointCall, RunState, plain_attention
+from .edits import attention_probabilities, chunked_token_maps
 from .joint_maps import block_word_maps, run_map_orders
 
 RECORD, GRAD, MEASURE, OFF = "record", "grad", "measure", "off"
@@ -79,8 +80,13 @@ class GuidanceEditor(AttentionEditor):
         if mode == OFF or not starts or call.layer.order not in run_map_orders(run):
             return call.plain()
         out = call.plain()  # differentiable in grad mode: ComfyUI's attention function under autograd
-        key = call.layer
-        maps = block_word_maps(call, out, [starts[0]])  # [1, HW, T]
+        self._use_maps(call.layer, block_word_maps(call, out, [starts[0]]), run)  # [1, HW, T]
+        return out
+
+    @staticmethod
+    def _use_maps(key, maps: torch.Tensor, run: RunState) -> None:
+        """One block's maps in the run's mode: stored (record), added to the loss (grad) or measured."""
+        mode = run.data["mode"]
         if mode == GRAD:
             reference = run.data["reference"].get(key)
             if reference is not None:
@@ -90,4 +96,12 @@ class GuidanceEditor(AttentionEditor):
             run.data["reference"][key] = maps.detach()
         elif mode == MEASURE and key in run.data["reference"]:
             run.data["distance"] += float(map_distance(maps, run.data["reference"][key]))
-        return out
+
+    def video_attention(self, call: CrossCall, run: RunState):
+        mode = run.data["mode"]
+        starts = run.step.chunk_rows(0)
+        if mode == OFF or not starts or call.kind != "cross" or call.layer.order not in run_map_orders(run):
+            return call.plain()
+        maps = chunked_token_maps(call.q, call.k, call.heads, [starts[0]])  # [1, L, T], differentiable in grad mode
+        self._use_maps(call.layer, maps, run)
+        return call.plain()

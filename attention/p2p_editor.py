@@ -52,6 +52,7 @@ def _edit_level(run: RunState, extra_options: dict) -> int:
 # (the logits scaled, the softmax renormalising); "values+text" as "values", and for the row's text queries too.
 JOINT_REWEIGHT = "values"
 ROWS_MARK = "attn_edit_rows"  # conditioning key: which P2P edit produced these rows
+EDITOR_MARK = "attn_edit_editor"  # conditioning key: that edit itself (P2P Step Range patches another model with it)
 
 
 class P2PEditor(AttentionEditor):

@@ -12,7 +12,7 @@ from comfy_api.latest import io
 from ..attention.backends import backend_for
 from ..attention.comfy_patch import patch_model
 from ..attention.options import parse_prompt_lines
-from ..attention.p2p_editor import ROWS_MARK, P2PEditor
+from ..attention.p2p_editor import EDITOR_MARK, ROWS_MARK, P2PEditor
 from ..attention.p2p_plan import InputError, build_sequence_plan
 from .checks import require_editable_model, require_latent
 from .clip_prompts import common_length, encode_rows, prompt_encoding, same_chunks
@@ -24,8 +24,8 @@ CATEGORY = "attention_edit/prompt_to_prompt"
 BLEND_AUTO = "auto (P2P 16x16)"
 BLEND_RESOLUTIONS = {BLEND_AUTO: None, "latent": 0, "latent/2": 1, "latent/4": 2, "latent/8": 3}
 
-_SCHEDULE_TIP = ("Fraction of each sampler run's schedule (its sigmas), counted from its start; a run split over "
-                 "two KSamplerAdvanced nodes counts each part on its own, so put the windows in the first part. "
+_SCHEDULE_TIP = ("Fraction of the sampler run's schedule (its sigmas), counted from its start; for a run split over "
+                 "several KSamplerAdvanced nodes (Wan 2.2's two experts) put a P2P Step Range node before each. "
                  "During it the source prompt's ")
 
 
@@ -130,6 +130,7 @@ def run_p2p(node: str, mode: str, model, clip, latent, source_prompt: str, targe
     patched = patch_model(model, editor)
     positive = encode_rows(clip, [source_prompt, *target_prompts])
     positive[0][1][ROWS_MARK] = editor.key
+    positive[0][1][EDITOR_MARK] = editor  # for AttnEdit_P2PStepRange: the same edit on another model
     return io.NodeOutput(patched, positive, _batched_latent(node, latent, plan.n_prompts, model))
 
 
@@ -184,4 +185,60 @@ class P2PReweight(io.ComfyNode):
                        word_schedule, reweight, blend_words, blend_threshold, blend_start, blend_resolution, mask)
 
 
-NODES = [P2PReplace, P2PRefine, P2PReweight]
+class P2PStepRange(io.ComfyNode):
+    """The edit of a P2P node on one part of a schedule split over several samplers (Wan 2.2 14B's high- and
+    low-noise experts in two KSamplerAdvanced nodes, a refiner pass): the windows count in steps of the whole
+    schedule, and the model of each part carries the same edit."""
+
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="AttnEdit_P2PStepRange",
+            display_name="P2P Step Range (second expert / split sampling)",
+            category=CATEGORY,
+            description="Runs a P2P node's edit on one part of a schedule split over several KSamplerAdvanced "
+                        "nodes: connect the P2P node's positive, the model this part samples with (the P2P node's "
+                        "MODEL for the first part, e.g. Wan 2.2's high-noise expert; the other expert or model for "
+                        "a later part) and the same steps / start_at_step as that part's KSamplerAdvanced. The "
+                        "cross_replace and self_replace windows then count over the whole schedule.",
+            inputs=[
+                io.Model.Input("model", tooltip="The P2P node's MODEL, or another model (a second expert) to carry "
+                                                "the same edit."),
+                io.Conditioning.Input("positive", tooltip="The P2P node's positive output."),
+                io.Int.Input("steps", default=20, min=1, max=10000,
+                             tooltip="Steps of the whole schedule (the KSamplerAdvanced 'steps')."),
+                io.Int.Input("start_at_step", default=0, min=0, max=10000,
+                             tooltip="First step of this part (the KSamplerAdvanced 'start_at_step')."),
+            ],
+            outputs=[io.Model.Output(display_name="MODEL")],
+        )
+
+    @classmethod
+    def execute(cls, model, positive, steps, start_at_step):
+        import copy
+
+        from ..attention.backends.base import EDITOR_KEY
+
+        node = "AttnEdit_P2PStepRange"
+        editors = [c[1].get(EDITOR_MARK) for c in positive if c[1].get(EDITOR_MARK) is not None]
+        if not editors:
+            raise InputError(node, "positive", "this conditioning does not come from a P2P node (Word Swap, Refine "
+                                               "or Reweight): connect that node's positive output.")
+        if start_at_step >= steps:
+            raise InputError(node, "start_at_step", f"{start_at_step} is not inside a schedule of {steps} steps.")
+        require_editable_model(node, model)
+        editor = copy.copy(editors[0])
+        editor.step_range = (int(start_at_step), int(steps))
+        carried = model.model_options.get("transformer_options", {}).get(EDITOR_KEY)
+        if carried is None:
+            return io.NodeOutput(patch_model(model, editor))
+        if getattr(carried, "key", None) != editor.key:
+            raise InputError(node, "model", f"this MODEL already carries another edit ({carried.node_name}); "
+                                            "connect the P2P node's own MODEL or a model without an edit.")
+        patched = model.clone()
+        topts = patched.model_options["transformer_options"] = dict(patched.model_options["transformer_options"])
+        topts[EDITOR_KEY] = editor
+        return io.NodeOutput(patched)
+
+
+NODES = [P2PReplace, P2PRefine, P2PReweight, P2PStepRange]

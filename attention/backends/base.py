@@ -122,6 +122,7 @@ class AttentionEditor:
 
     node_name = "AttnEdit"
     shares_row_noise = False  # stochastic samplers: one noise draw for every latent row (all prompts)
+    step_range: tuple[int, int] | None = None  # (first step, steps of the whole schedule) of a split run
 
     def start_run(self, run: RunState) -> None:
         pass
@@ -216,6 +217,9 @@ def begin_model_call(run: RunState, batch: int, transformer_options: dict, **lay
         index, total = step_index(sample_sigmas, sigma), len(sample_sigmas) - 1
     else:
         index, total = 0, 1
+    step_range = getattr(transformer_options.get(EDITOR_KEY), "step_range", None)
+    if step_range is not None:  # one part of a schedule split over several samplers: count in the whole one
+        index, total = min(index + step_range[0], step_range[1] - 1), step_range[1]
     cond_or_uncond = tuple(transformer_options.get("cond_or_uncond", (0,)))
     run.step = StepContext(index, total, sigma, cond_or_uncond, batch // max(len(cond_or_uncond), 1), **layout)
     run.calls["model"] += 1

@@ -76,11 +76,13 @@ class SyntheticLatent(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(node_id="AttnEditTest_SyntheticLatent", category="testing",
                          inputs=[io.Int.Input("seed", default=0), io.Int.Input("width", default=64),
-                                 io.Int.Input("height", default=64), io.Int.Input("channels", default=4)],
+                                 io.Int.Input("height", default=64), io.Int.Input("channels", default=4),
+                                 io.Int.Input("frames", default=0, optional=True)],
                          outputs=[io.Latent.Output()])
 
     @classmethod
-    def execute(cls, seed, width, height, channels):
+    def execute(cls, seed, width, height, channels, frames=0):
+        """frames > 0: a video latent [1, C, frames, H/8, W/8], the same smooth picture drifting frame to frame."""
         import torch
         import torch.nn.functional as F
 
@@ -88,7 +90,11 @@ class SyntheticLatent(io.ComfyNode):
         coarse = torch.randn(1, channels, max(1, height // 32), max(1, width // 32), generator=g)
         fine = torch.randn(1, channels, height // 8, width // 8, generator=g)
         smooth = F.interpolate(coarse, size=(height // 8, width // 8), mode="bicubic", align_corners=False)
-        return io.NodeOutput({"samples": 2.0 * smooth + 0.3 * fine})
+        picture = 2.0 * smooth + 0.3 * fine
+        if frames:
+            drift = torch.randn(1, channels, frames, height // 8, width // 8, generator=g)
+            picture = picture[:, :, None] + 0.1 * drift.cumsum(2)
+        return io.NodeOutput({"samples": picture})
 
 
 class Capture(io.ComfyNode):

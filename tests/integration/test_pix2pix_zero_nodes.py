@@ -128,9 +128,10 @@ def test_empty_sentence_lists_are_refused(comfy, field, value, text):
 UNPADDED = ("qwen_image", "chroma", "z_image")
 
 
-@pytest.mark.parametrize("layout", ["flux", "sd3", "qwen_image", "chroma", "z_image"])
+@pytest.mark.parametrize("layout", ["flux", "sd3", "qwen_image", "chroma", "z_image", "wan"])
 def test_directions_on_transformer_models_encoders(comfy, layout):
-    """T5 (Flux), CLIP-L/G + T5 (SD3) pad every sentence to one length: per-position means, pooled part too;
+    """T5 (Flux), CLIP-L/G + T5 (SD3), UMT5 (Wan, to 512) pad every sentence to one length: per-position means,
+    pooled part too where there is one;
     Qwen2.5-VL (Qwen-Image), Chroma's T5 and Qwen3 (Z-Image) do not pad: the sentences' mean tokens, added to every
     token."""
     from directions.templates import expand_concept
@@ -155,7 +156,7 @@ def test_directions_on_transformer_models_encoders(comfy, layout):
             return torch.cat([c for c, _ in encoded[concept]]).float().mean(0)
     assert torch.allclose(direction.embeddings, mean("dog") - mean("cat"), atol=1e-4)
     assert torch.allclose(applied, original + 0.5 * direction.embeddings, atol=1e-5)
-    assert (direction.pooled is not None) == (layout not in UNPADDED)
+    assert (direction.pooled is not None) == (layout in ("flux", "sd3"))
     if direction.pooled is not None:
         pooled = {c: torch.cat([p for _, p in encoded[c]]).float().mean(0) for c in ("cat", "dog")}
         assert torch.allclose(direction.pooled, pooled["dog"] - pooled["cat"], atol=1e-4)

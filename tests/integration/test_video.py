@@ -109,3 +109,93 @@ def test_words_map_onto_umt5s_padded_tokens(comfy):
     assert {w: encoding.word_slots(words.index(w)) for w in ("a", "red", "cat", "sitting")} == {
         "a": [0], "red": [1], "cat": [2], "sitting": [4]}
     assert prompts.encode_rows(clip, ["a red cat", "a red cat on a mat"])[0][0].shape[:2] == (2, 512)
+
+
+def _two_experts(high_model, low_model, steps=4, split=2):
+    """Wan 2.2 14B's wiring: the high-noise expert samples the first steps with leftover noise, the low-noise expert
+    the rest (two KSamplerAdvanced nodes); here both experts are the same tiny model, so the split run must equal
+    one KSampler run."""
+    wf = video_p2p(steps=steps)
+    common = {"noise_seed": 3, "steps": steps, "cfg": 1.0, "sampler_name": "euler", "scheduler": "simple",
+              "positive": ["2", 1], "negative": ["4", 0]}
+    wf["6"] = {"class_type": "KSamplerAdvanced", "inputs": {
+        **common, "model": high_model, "add_noise": "enable", "latent_image": ["2", 2], "start_at_step": 0,
+        "end_at_step": split, "return_with_leftover_noise": "enable"}}
+    wf["8"] = {"class_type": "KSamplerAdvanced", "inputs": {
+        **common, "model": low_model, "add_noise": "disable", "latent_image": ["6", 0], "start_at_step": split,
+        "end_at_step": 10000, "return_with_leftover_noise": "disable"}}
+    wf["7"]["inputs"]["latent"] = ["8", 0]
+    for node_id, model, start in (("10", ["2", 0], 0), ("11", ["1", 0], split)):
+        wf[node_id] = {"class_type": "AttnEdit_P2PStepRange", "inputs": {
+            "model": model, "positive": ["2", 1], "steps": steps, "start_at_step": start}}
+    return wf
+
+
+def test_two_experts_with_step_ranges_give_the_single_sampler_run(comfy):
+    single, _ = sample(comfy, video_p2p(steps=4))
+    split, run = sample(comfy, _two_experts(["10", 0], ["11", 0]))
+    assert run["edited_cross_calls"] > 0
+    torch.testing.assert_close(split, single, atol=1e-5, rtol=0)
+    # without the ranges, the low-noise part is unedited and each part counts its windows on its own
+    unranged, _ = sample(comfy, _two_experts(["2", 0], ["1", 0]))
+    assert (unranged[1] - single[1]).abs().max() > 1e-3
+
+
+def test_step_range_refuses_a_conditioning_without_an_edit(comfy):
+    wf = _two_experts(["10", 0], ["11", 0])
+    wf["11"]["inputs"]["positive"] = ["4", 0]
+    comfy.reset_cache()
+    result = comfy.run(wf, expect_success=False)
+    message = result["error"]["exception_message"]
+    assert message.startswith("AttnEdit_P2PStepRange: input 'positive'") and "P2P node" in message, message
+
+
+def video_graph():
+    from tests.integration.test_inversion import graph
+
+    g = graph("wan", channels=16)
+    g["2"]["inputs"]["frames"] = 3
+    return g
+
+
+def test_flow_inversion_of_a_video_comes_back_through_the_stock_sampler(comfy):
+    from tests.integration.test_flow import invert, run, sample_back
+
+    def error(solver, steps):
+        g = video_graph()
+        x_T, sigmas, sampler = invert(g, solver, steps=steps)
+        x0, rec = run(comfy, sample_back(g, x_T, sigmas, sampler))
+        assert rec.shape == x0.shape == (1, 16, 3, 8, 8)
+        return float((rec - x0).abs().mean() / x0.abs().mean())
+
+    # measured on the tiny random Wan (shift 8: a rough field), mean |error| / mean |latent| at 10 / 20 / 40 steps:
+    # euler 0.52 / 0.28 / 0.14, midpoint 0.12 / 0.082 / 0.031: both converge, second order below first
+    euler, midpoint, midpoint_40 = error("euler", 20), error("midpoint", 20), error("midpoint", 40)
+    assert midpoint < 0.5 * euler and midpoint_40 < 0.06, (euler, midpoint, midpoint_40)
+
+
+def test_direct_inversion_keeps_the_source_video_exact_under_p2p(comfy):
+    from tests.integration.test_flow import run, sample_back
+    from tests.integration.test_inversion import CAPTION
+
+    g = video_graph()
+    g["10"] = {"class_type": "AttnEdit_DirectInversion", "inputs": {
+        "model": ["1", 0], "latent": ["2", 0], "positive": ["3", 0], "steps": 6, "cfg": 1.0, "scheduler": "simple"}}
+    g["20"] = {"class_type": "AttnEdit_P2PReplace", "inputs": {
+        "model": ["10", 0], "clip": ["1", 1], "latent": ["10", 1], "source_prompt": CAPTION,
+        "target_prompts": CAPTION.replace("cat", "dog"), "cross_replace": 0.8, "self_replace": 0.5}}
+    sample_back(g, ["20", 2], ["10", 2], ["9", 0], cfg=4.0, model=("20", 0), positive=("20", 1))
+    x0, out = run(comfy, g)
+    assert out.shape == (2, 16, 3, 8, 8)
+    assert float((out[0] - x0[0]).abs().max()) < 1e-4 * (1 + float(x0.abs().max()))
+    assert float((out[1] - out[0]).abs().max()) > 1e-3, "the edited row did not change"
+
+
+def test_flow_edit_on_a_video(comfy):
+    from tests.integration.test_flow import flow_edit, run
+    from tests.integration.test_inversion import CAPTION
+
+    x0, out = run(comfy, flow_edit(video_graph()))
+    assert out.shape == x0.shape and float((out - x0).abs().max()) < 1e-5 * (1 + float(x0.abs().max()))
+    x0, out = run(comfy, flow_edit(video_graph(), target=CAPTION.replace("cat", "dog")))
+    assert float((out - x0).abs().max()) > 1e-3
