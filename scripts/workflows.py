@@ -563,6 +563,81 @@ DIT_SPECS = {
     "sd35_flow_edit": _dit_real("sd3", _flow_edit(50, 33, 3.5, 13.5), "sd35_flow_edit", negative=NEGATIVE),
     "flux_real_p2p_direct_inversion": _dit_real("flux", _flow_real_p2p(cfg=1.0), "flux_real_p2p"),
 }
+# ---- Wan video models (ComfyUI's Wan examples: UNETLoader + CLIPLoader type wan + the Wan 2.1 VAE, 16 fps).
+WAN_TEXT = {"11": {"class_type": "CLIPLoader", "inputs": {"clip_name": "umt5_xxl_fp8_e4m3fn_scaled.safetensors",
+                                                          "type": "wan"}},
+            "12": {"class_type": "VAELoader", "inputs": {"vae_name": "wan_2.1_vae.safetensors"}}}
+WAN_NEGATIVE = "static, blurred, low quality, worst quality, deformed"
+WAN_SOURCE, WAN_TARGET = "a cat walking on the grass in a garden", "a fox walking on the grass in a garden"
+
+
+def _unet(name: str) -> dict:
+    return {"class_type": "UNETLoader", "inputs": {"unet_name": name, "weight_dtype": "default"}}
+
+
+def _save_video(images, title: str) -> dict:
+    """The decoded frames of every row one after the other (source video first, then each edit)."""
+    return {"class_type": "SaveAnimatedWEBP", "inputs": {"images": images, "filename_prefix": f"attn_edit/{title}",
+                                                          "fps": 16.0, "lossless": False, "quality": 90,
+                                                          "method": "default"}}
+
+
+def _wan_word_swap(title: str, experts: bool) -> dict:
+    """Wan 2.1 T2V 1.3B (one KSampler, 30 steps, cfg 6, 832x480, 33 frames), or Wan 2.2 T2V 14B (the high-noise expert
+    for steps 0-10 and the low-noise one for 10-20 of 20 in two KSamplerAdvanced nodes, cfg 3.5, 640x640, 81 frames):
+    each expert's model through a P2P Step Range node, so both carry the edit and its windows count over all 20."""
+    api = {**json.loads(json.dumps(WAN_TEXT)),
+           "1": _unet("wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors" if experts
+                      else "wan2.1_t2v_1.3B_fp16.safetensors"),
+           "2": {"class_type": "AttnEdit_P2PReplace", "inputs": {
+               "model": ["1", 0], "clip": ["11", 0], "latent": ["3", 0], "source_prompt": WAN_SOURCE,
+               "target_prompts": WAN_TARGET, "cross_replace": 0.8, "self_replace": 0.4, "word_schedule": "",
+               "reweight": "", "blend_words": "", "blend_threshold": 0.3, "blend_start": 0.0}},
+           "3": {"class_type": "EmptyHunyuanLatentVideo", "inputs": {
+               "width": 640 if experts else 832, "height": 640 if experts else 480, "length": 81 if experts else 33,
+               "batch_size": 1}},
+           "4": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["11", 0], "text": WAN_NEGATIVE}},
+           "6": {"class_type": "VAEDecode", "inputs": {"samples": ["5", 0], "vae": ["12", 0]}},
+           "7": _save_video(["6", 0], title)}
+    if not experts:
+        api["5"] = _sampler(["2", 0], ["2", 1], ["2", 2], seed=8888, steps=30, cfg=6.0, sampler="uni_pc",
+                            scheduler="simple")
+        return api
+    api["13"] = _unet("wan2.2_t2v_low_noise_14B_fp8_scaled.safetensors")
+    common = {"noise_seed": 8888, "steps": 20, "cfg": 3.5, "sampler_name": "euler", "scheduler": "simple",
+              "positive": ["2", 1], "negative": ["4", 0]}
+    api["14"] = {"class_type": "AttnEdit_P2PStepRange", "inputs": {
+        "model": ["2", 0], "positive": ["2", 1], "steps": 20, "start_at_step": 0}}
+    api["15"] = {"class_type": "AttnEdit_P2PStepRange", "inputs": {
+        "model": ["13", 0], "positive": ["2", 1], "steps": 20, "start_at_step": 10}}
+    api["8"] = {"class_type": "KSamplerAdvanced", "inputs": {
+        **common, "model": ["14", 0], "add_noise": "enable", "latent_image": ["2", 2], "start_at_step": 0,
+        "end_at_step": 10, "return_with_leftover_noise": "enable"}}
+    api["5"] = {"class_type": "KSamplerAdvanced", "inputs": {
+        **common, "model": ["15", 0], "add_noise": "disable", "latent_image": ["8", 0], "start_at_step": 10,
+        "end_at_step": 10000, "return_with_leftover_noise": "disable"}}
+    return api
+
+
+def _wan_flow_edit(title: str) -> dict:
+    """FlowEdit on a video (LoadVideo -> its frames -> the Wan VAE) with Wan 2.1 T2V 1.3B. Settings scaled from the
+    official SD3 ones (n_max 2/3 of the steps, real cfg); no trained Wan could be measured here."""
+    return {**json.loads(json.dumps(WAN_TEXT)),
+            "1": _unet("wan2.1_t2v_1.3B_fp16.safetensors"),
+            "20": {"class_type": "LoadVideo", "inputs": {"file": "example.mp4"}},
+            "23": {"class_type": "GetVideoComponents", "inputs": {"video": ["20", 0]}},
+            "21": {"class_type": "VAEEncode", "inputs": {"pixels": ["23", 0], "vae": ["12", 0]}},
+            "22": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["11", 0], "text": WAN_SOURCE}},
+            "25": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["11", 0], "text": WAN_TARGET}},
+            "4": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["11", 0], "text": WAN_NEGATIVE}},
+            **_flow_edit(30, 20, 5.0, 8.0),
+            "6": {"class_type": "VAEDecode", "inputs": {"samples": ["5", 0], "vae": ["12", 0]}},
+            "7": _save_video(["6", 0], title)}
+
+
+DIT_SPECS["wan_video_word_swap"] = _wan_word_swap("wan_video_word_swap", experts=False)
+DIT_SPECS["wan22_video_word_swap"] = _wan_word_swap("wan22_video_word_swap", experts=True)
+DIT_SPECS["wan_flow_edit"] = _wan_flow_edit("wan_flow_edit")
 DIT_SPECS["flux_word_mask"] = _word_mask_edit(
     _dit("flux", "AttnEdit_P2PReplace", {}, "flux_word_mask"), ["11", 0], ["12", 0],
     "a cat sitting next to a mirror", "a tiger sitting next to a mirror", "cat",
@@ -586,6 +661,8 @@ def dit_layout(name: str) -> str | None:
         return "chroma"
     if name.startswith("z_image"):
         return "z_image"
+    if name.startswith("wan"):
+        return "wan"
     return None
 
 
@@ -802,6 +879,11 @@ def on_tiny_models(api: dict, layout: str = "sd15", size: int = 128, steps: int 
     for node in api.values():
         if node["class_type"] in ("EmptyLatentImage", "EmptySD3LatentImage"):
             node["inputs"].update(width=size, height=size)
+        if node["class_type"] == "EmptyHunyuanLatentVideo":  # 9 frames: 3 latent frames
+            node["inputs"].update(width=size // 2, height=size // 2, length=9)
+        for key in ("end_at_step", "start_at_step"):  # a split schedule keeps its split inside the short one
+            if key in node["inputs"] and 0 < node["inputs"][key] < 10000:
+                node["inputs"][key] = steps // 2
         if "steps" in node["inputs"]:
             node["inputs"]["steps"] = steps
         if "n_max" in node["inputs"]:  # FlowEdit: edit over the whole short schedule
@@ -860,12 +942,16 @@ def describe(name: str, api: dict) -> str:
         runs = "Needs " + ", ".join(dict.fromkeys(files)) + " in ComfyUI's models folders." if files else ""
         if "LoadImage" in classes:
             runs += " Load your own photo in Load Image."
+        if "LoadVideo" in classes:
+            runs += " Load your own video in Load Video (its frames are edited together)."
+        if "SaveAnimatedWEBP" in classes:
+            runs += " The saved animation shows the source video's frames, then each edit's."
     return "\n\n".join(part for part in (what, runs) if part)
 
 
 FAMILIES = [("demo_dit_", "Demo DiT"), ("demo_", "Demo"), ("flux_", "Flux"), ("sd35_", "SD3.5"),
-            ("qwen_image_", "Qwen-Image"), ("chroma_", "Chroma"), ("z_image_", "Z-Image"), ("p2p_", "SD1.5"),
-            ("", "SD1.5")]
+            ("qwen_image_", "Qwen-Image"), ("chroma_", "Chroma"), ("z_image_", "Z-Image"), ("wan22_", "Wan 2.2"),
+            ("wan_", "Wan"), ("p2p_", "SD1.5"), ("", "SD1.5")]
 WHAT_TITLES = {
     "word_swap": "P2P word swap", "shape_swap": "P2P shape swap", "colour_swap": "P2P colour swap",
     "refine": "P2P refine", "reweight": "P2P reweight", "local_blend": "P2P local blend",
@@ -877,7 +963,7 @@ WHAT_TITLES = {
     "real_p2p_regularized_ddim": "photo edit, regularized DDIM inversion + P2P",
     "pix2pix_zero": "pix2pix-zero photo edit", "pix2pix_zero_real": "pix2pix-zero photo edit",
     "pix2pix_zero_synthetic": "pix2pix-zero on a generated image", "flow_edit": "FlowEdit photo edit",
-    "word_mask": "P2P edit inside a word mask",
+    "word_mask": "P2P edit inside a word mask", "video_word_swap": "P2P video word swap",
 }
 
 
@@ -885,7 +971,8 @@ def template_title(name: str) -> str:
     """The UI file's name, which ComfyUI's template browser shows as the workflow's title:
     'SD1.5 - P2P word swap', 'Demo DiT - FlowEdit photo edit' (sorted by name, the families group)."""
     prefix, family = next((p, f) for p, f in FAMILIES if name.startswith(p))
-    return f"{family} - {WHAT_TITLES[name[len(prefix):]]}"
+    what = WHAT_TITLES[name[len(prefix):]]
+    return f"{family} - {what.replace('photo', 'video') if family.startswith('Wan') else what}"
 
 
 def ui_path(name: str) -> Path:

@@ -62,6 +62,7 @@ class Comfy:
         folder_paths.set_temp_directory(str(self.tmp / "temp"))
         folder_paths.set_input_directory(str(self.tmp / "input"))
         self._write_example_image(self.tmp / "input" / "example.png")
+        self._write_example_video(self.tmp / "input" / "example.mp4")
 
         asyncio.run(nodes.init_extra_nodes(init_custom_nodes=False, init_api_nodes=False))
         for pack in (REPO, TEST_PACK):
@@ -94,6 +95,26 @@ class Comfy:
         img = np.stack([0.5 + 0.4 * np.sin(6 * x), 0.5 + 0.4 * np.cos(5 * y), 0.4 + 0.3 * x * y], -1)
         img[(x - 0.5) ** 2 + (y - 0.55) ** 2 < 0.06] = [0.9, 0.6, 0.2]
         Image.fromarray((img * 255).astype("uint8")).save(path)
+
+    @staticmethod
+    def _write_example_video(path: Path, size: int = 64, frames: int = 9):
+        """A small synthetic clip (a disc moving right) for workflows that start from LoadVideo 'example.mp4'."""
+        import av
+        import numpy as np
+
+        y, x = np.mgrid[0:size, 0:size] / size
+        with av.open(str(path), mode="w") as container:
+            stream = container.add_stream("mpeg4", rate=16)
+            stream.width = stream.height = size
+            stream.pix_fmt = "yuv420p"
+            for f in range(frames):
+                img = np.stack([0.5 + 0.4 * np.sin(6 * x), 0.5 + 0.4 * np.cos(5 * y), 0.4 + 0.3 * x * y], -1)
+                img[(x - 0.3 - 0.04 * f) ** 2 + (y - 0.55) ** 2 < 0.03] = [0.9, 0.6, 0.2]
+                frame = av.VideoFrame.from_ndarray((img * 255).astype("uint8"), format="rgb24")
+                for packet in stream.encode(frame):
+                    container.mux(packet)
+            for packet in stream.encode():
+                container.mux(packet)
 
     def pack(self, name: str):
         return self.test_pack.pack_module(name)
