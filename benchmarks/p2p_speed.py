@@ -3,7 +3,8 @@
 Ratios the pack aims for: P2P edit / plain ≤ 1.15; after the injection windows / plain ≤ 1.05.
 Rows: the full-width SD1.5 layout with random weights (860 M UNet parameters) and the tiny test model; on joint
 attention, a full-width Flux layout of reduced depth (hidden 3072, 24 heads, 2 double + 4 single blocks, random
-weights) and the tiny Flux / SD3 layouts.
+weights), a full-width Z-Image layout (dim 3840, 30 heads, 2 layers) and the tiny Flux / SD3 layouts; on video,
+the full-width Wan 2.1 1.3B layout (dim 1536, 12 heads, 3 blocks) on a small clip.
 """
 from __future__ import annotations
 
@@ -31,19 +32,25 @@ def _models(layout: str):
     if layout == "sd3":
         model, clip, _ = tm.build_sd3(0)
         return model, clip, 16, 4.0
+    if layout in ("z_image", "z_image_full"):  # Z-Image Turbo samples at cfg 1
+        model, clip, _ = tm.build_z_image(0, full_width=layout.endswith("_full"))
+        return model, clip, 16, 1.0
+    if layout in ("wan", "wan_full"):  # Wan at real cfg
+        model, clip, _ = tm.build_wan(0, full_width=layout.endswith("_full"))
+        return model, clip, 16, 5.0
     return tm.build_model(layout, 0), tm.build_clip(layout, 0), 4, 7.5
 
 
-def run(comfy, layout: str, size: int, steps: int, repeats: int, cases=None,
-        memory: bool = False) -> list[tuple[str, float, float, float]]:
+def run(comfy, layout: str, size: int, steps: int, repeats: int, cases=None, memory: bool = False,
+        frames: int = 0) -> list[tuple[str, float, float, float]]:
     """Median seconds (plain, P2P, ratio) per case; with `memory`, also the peak resident-memory growth of one
-    plain and one P2P run of the first case."""
+    plain and one P2P run of the first case. `frames`: latent frames of a video model's latent."""
     import nodes
 
     p2p = comfy.pack("nodes.p2p")
     clip_prompts = comfy.pack("nodes.clip_prompts")
     model, clip, channels, cfg = _models(layout)
-    latent = {"samples": torch.zeros(1, channels, size // 8, size // 8)}
+    latent = {"samples": torch.zeros(1, channels, *([frames] if frames else []), size // 8, size // 8)}
     source, target = "a cat sitting on a mat", "a dog sitting on a mat"
     refine_target = "a fluffy cat sitting on a red mat"
     negative = clip_prompts.encode_rows(clip, ["blurry"])

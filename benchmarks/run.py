@@ -31,6 +31,8 @@ def main():
                         help="with --quality: the UNet demo model's table, the demo DiT's, or both")
     parser.add_argument("--flux-size", type=int, default=512, help="image size of the full-width Flux rows")
     parser.add_argument("--flux-only", action="store_true", help="only the full-width Flux rows")
+    parser.add_argument("--new-families", action="store_true",
+                        help="only the full-width Z-Image and Wan rows (P2P / plain and peak memory)")
     opts = parser.parse_args()
     if opts.quality:
         from benchmarks import quality as quality_table
@@ -66,9 +68,22 @@ def main():
         configs.append((f"full-width Flux layout (hidden 3072, 24 heads, 2 double + 4 single blocks, random weights), "
                         f"{opts.flux_size}x{opts.flux_size}, 2 euler steps, cfg 1", "flux_full", opts.flux_size, 2, 1,
                         main_cases | {"refine (two attention calls per edit)"}))
-    for title, layout, size, steps, repeats, cases in configs:
-        rows = p2p_speed.run(host, layout, size, steps, repeats, cases, memory=layout.endswith("_full"))
+    configs = [(*c, 0) for c in configs]
+    if opts.new_families:
+        configs = []
+    if not opts.quick:
+        configs.append(("full-width Z-Image layout (dim 3840, 30 heads of 128, 2 layers + 2 refiners, random "
+                        "weights; tiny Qwen3), 512x512, 2 euler steps, cfg 1", "z_image_full", 512, 2, 1,
+                        {"replace (inside windows)", "after the windows (patches idle)"}, 0))
+        configs.append(("full-width Wan 2.1 1.3B layout (dim 1536, 12 heads, 3 blocks, random weights; tiny UMT5), "
+                        "256x256 x 17 frames (5 latent frames), 2 euler steps, cfg 5", "wan_full", 256, 2, 1,
+                        {"replace (inside windows)", "replace + local blend", "after the windows (patches idle)"}, 5))
+    for title, layout, size, steps, repeats, cases, frames in configs:
+        rows = p2p_speed.run(host, layout, size, steps, repeats, cases, memory=layout.endswith("_full"),
+                             frames=frames)
         print(table(f"P2P KSampler vs plain KSampler on the same batch — {title}", header, rows), flush=True)
+    if opts.new_families:
+        return
     from benchmarks import inversion_and_guidance as ig
 
     flow_runs = [("tiny Flux layout, 256x256, 8 steps", "flux", 256, 8)]

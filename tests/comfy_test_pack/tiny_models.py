@@ -330,7 +330,13 @@ QWEN3_TE = {"hidden_size": 256, "intermediate_size": 256, "num_hidden_layers": 3
             "num_key_value_heads": 1}  # head width stays Qwen3's 128 (a class constant of its config)
 
 
-def build_z_image(seed: int = 0):
+# The benchmark layouts: the real DiT widths at reduced depth (random weights), the tiny text encoders (the DiT's
+# text projection takes their width). Z-Image: dim 3840, 30 heads of 128; Wan 2.1 1.3B: dim 1536, 12 heads, FFN 8960.
+Z_IMAGE_FULL = {"dim": 3840, "n_heads": 30, "n_kv_heads": 30, "n_layers": 2, "n_refiner_layers": 1}
+WAN_FULL = {"dim": 1536, "ffn_dim": 8960, "num_heads": 12, "num_layers": 3}
+
+
+def build_z_image(seed: int = 0, full_width: bool = False):
     """A tiny Z-Image NextDiT (2 main layers, 1 context and 1 noise refiner layer, 2 heads of 128: Z-Image's
     modulation needs dim >= 256) with text padded to a multiple of 32, and ComfyUI's Z-Image tokenizer (Qwen3,
     untrimmed chat template) over a tiny Qwen3."""
@@ -343,7 +349,8 @@ def build_z_image(seed: int = 0):
         "image_model": "lumina2", "patch_size": 2, "in_channels": 16, "dim": 256, "n_layers": 2,
         "n_refiner_layers": 1, "n_heads": 2, "n_kv_heads": 2, "qk_norm": True, "cap_feat_dim": QWEN3_TE["hidden_size"],
         "axes_dims": [32, 48, 48], "axes_lens": [1536, 512, 512], "rope_theta": 256.0, "z_image_modulation": True,
-        "time_scale": 1000.0, "ffn_dim_multiplier": 8.0 / 3.0, "pad_tokens_multiple": 32})
+        "time_scale": 1000.0, "ffn_dim_multiplier": 8.0 / 3.0, "pad_tokens_multiple": 32,
+        **(Z_IMAGE_FULL if full_width else {})})
     config.set_inference_dtype(torch.float32, None)
     base = config.get_model({}, "")
     init_weights(base, seed)
@@ -370,7 +377,7 @@ def build_wan_vae(seed: int = 0):
     return comfy.sd.VAE(sd=vae.state_dict())
 
 
-def build_wan(seed: int = 0, image_to_video: bool = False):
+def build_wan(seed: int = 0, image_to_video: bool = False, full_width: bool = False):
     """A tiny Wan 2.1 (2 blocks, 2 heads of 32; T2V, or I2V with its image cross-attention) with ComfyUI's Wan text
     encoder classes: WanT5Tokenizer reading a SentencePiece model from the tokenizer data as it reads UMT5's from
     a real text-encoder file (here Pile-T5's, which ComfyUI ships), padded to 512, over a tiny UMT5."""
@@ -384,7 +391,8 @@ def build_wan(seed: int = 0, image_to_video: bool = False):
     config = config_class({
         "image_model": "wan2.1", "model_type": "i2v" if image_to_video else "t2v", "patch_size": (1, 2, 2),
         "text_len": 512, "in_dim": 36 if image_to_video else 16, "dim": 64, "ffn_dim": 128, "freq_dim": 256,
-        "text_dim": UMT5_TINY["d_model"], "out_dim": 16, "num_heads": 2, "num_layers": 2, "eps": 1e-6})
+        "text_dim": UMT5_TINY["d_model"], "out_dim": 16, "num_heads": 2, "num_layers": 2, "eps": 1e-6,
+        **(WAN_FULL if full_width else {})})
     config.set_inference_dtype(torch.float32, None)
     base = config.get_model({}, "")
     init_weights(base, seed)
