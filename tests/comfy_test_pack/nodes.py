@@ -12,7 +12,7 @@ class TinyModels(io.ComfyNode):
             node_id="AttnEditTest_TinyModels",
             category="testing",
             inputs=[io.Combo.Input("layout", options=["sd15", "sd2v", "sdxl", "dit", "flux", "sd3", "qwen_image",
-                                                              "chroma", "z_image", "wan"]),
+                                                              "chroma", "z_image", "wan", "wan_i2v"]),
                     io.Int.Input("seed", default=0)],
             outputs=[io.Model.Output(), io.Clip.Output(), io.Vae.Output()],
         )
@@ -23,7 +23,11 @@ class TinyModels(io.ComfyNode):
 
         key = (layout, seed)
         if key not in _MODELS:
-            if layout in JOINT_LAYOUTS or layout in VIDEO_LAYOUTS:
+            if layout == "wan_i2v":
+                from .tiny_models import build_wan
+
+                _MODELS[key] = build_wan(seed, image_to_video=True)
+            elif layout in JOINT_LAYOUTS or layout in VIDEO_LAYOUTS:
                 _MODELS[key] = build_joint(layout, seed)
             else:
                 clip_layout = "sdxl" if layout == "sdxl" else "sd15"
@@ -97,6 +101,24 @@ class SyntheticLatent(io.ComfyNode):
         return io.NodeOutput({"samples": picture})
 
 
+class ClipVisionOutput(io.ComfyNode):
+    """What CLIPVisionEncode gives Wan 2.1 I2V: 257 penultimate-layer tokens of width 1280 (random, seeded)."""
+
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(node_id="AttnEditTest_ClipVisionOutput", category="testing",
+                         inputs=[io.Int.Input("seed", default=0)], outputs=[io.ClipVisionOutput.Output()])
+
+    @classmethod
+    def execute(cls, seed):
+        from types import SimpleNamespace
+
+        import torch
+
+        g = torch.Generator().manual_seed(seed)
+        return io.NodeOutput(SimpleNamespace(penultimate_hidden_states=torch.randn(1, 257, 1280, generator=g)))
+
+
 class Capture(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -161,4 +183,5 @@ class MeanTokenDirection(io.ComfyNode):
 
 class TestPackExtension(ComfyExtension):
     async def get_node_list(self):
-        return [TinyModels, IdentityPatch, CountingOverride, SyntheticLatent, Capture, Mask, MeanTokenDirection]
+        return [TinyModels, IdentityPatch, CountingOverride, SyntheticLatent, Capture, Mask, MeanTokenDirection,
+                ClipVisionOutput]

@@ -11,8 +11,9 @@ TARGET = "a red dog sitting on a mat"
 FRAMES = 9  # pixel frames: (9 - 1) / 4 + 1 = 3 latent frames
 
 
-def video_p2p(node="AttnEdit_P2PReplace", targets=TARGET, size=64, steps=4, cfg=1.0, patched=True, **options):
-    wf = p2p_workflow(node=node, layout="wan", source=SOURCE, targets=targets, cfg=cfg, steps=steps,
+def video_p2p(node="AttnEdit_P2PReplace", targets=TARGET, size=64, steps=4, cfg=1.0, patched=True, layout="wan",
+              **options):
+    wf = p2p_workflow(node=node, layout=layout, source=SOURCE, targets=targets, cfg=cfg, steps=steps,
                       scheduler="simple", patched=patched, **options)
     wf["5"] = {"class_type": "EmptyHunyuanLatentVideo", "inputs": {"width": size, "height": size, "length": FRAMES,
                                                                    "batch_size": 1}}
@@ -199,3 +200,23 @@ def test_flow_edit_on_a_video(comfy):
     assert out.shape == x0.shape and float((out - x0).abs().max()) < 1e-5 * (1 + float(x0.abs().max()))
     x0, out = run(comfy, flow_edit(video_graph(), target=CAPTION.replace("cat", "dog")))
     assert float((out - x0).abs().max()) > 1e-3
+
+
+def test_image_to_video_edits_the_text_and_leaves_the_image_cross_attention(comfy):
+    """Wan 2.1 I2V as users wire it: the P2P positive through WanImageToVideo (start image, CLIP-vision tokens in
+    front of the text); per block the self-attention, the image cross-attention (plain) and the text one."""
+    def graph(targets):
+        wf = video_p2p(targets=targets, layout="wan_i2v")
+        wf["41"] = {"class_type": "LoadImage", "inputs": {"image": "example.png"}}
+        wf["42"] = {"class_type": "AttnEditTest_ClipVisionOutput", "inputs": {"seed": 0}}
+        wf["40"] = {"class_type": "WanImageToVideo", "inputs": {
+            "positive": ["2", 1], "negative": ["4", 0], "vae": ["1", 2], "width": 64, "height": 64, "length": FRAMES,
+            "batch_size": 1, "start_image": ["41", 0], "clip_vision_output": ["42", 0]}}
+        wf["6"]["inputs"].update(positive=["40", 0], negative=["40", 1])
+        return wf
+
+    same, run = sample(comfy, graph(SOURCE))
+    assert run["cross_calls"] == run["self_calls"] == run["layers"] * run["model_calls"], run
+    torch.testing.assert_close(same[1], same[0], atol=1e-4, rtol=0)
+    edited, _ = sample(comfy, graph(TARGET))
+    assert float((edited[1] - edited[0]).abs().max()) > 1e-3
