@@ -127,13 +127,56 @@ def _joint_override(func, *args, **kwargs):
     return editor.joint_attention(call, run)
 
 
-class JointBackend(Backend):
+class OverrideBackend(Backend):
+    """A family reached through ComfyUI's `optimized_attention_override` (joint attention; Wan): the hook, an
+    APPLY_MODEL wrapper that records each model call's layout, and another pack's override kept underneath."""
+
+    override = None  # staticmethod: the attention hook
+    wrapper = None  # staticmethod: the APPLY_MODEL wrapper
+    counted = "joint"  # the RunState.calls entry that proves the hook was reached
+    reached = "joint-attention blocks"
+    output = "image"
+
+    def install(self, m, layers: list[JointLayer]) -> None:
+        import comfy.patcher_extension
+
+        self.reclaim(m.model_options, layers)
+        m.model_options["transformer_options"][OVERRIDE_KEY] = self.override
+        m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, WRAPPER_KEY, self.wrapper)
+
+    def reclaim(self, model_options: dict, layers: list[JointLayer]) -> None:
+        """Another pack's attention override (set before ours, or after ours and so replacing it) keeps running
+        underneath ours: ours calls it for every plain attention."""
+        topts = model_options.setdefault("transformer_options", {})
+        other = topts.get(OVERRIDE_KEY)
+        if other is not None and other is not self.override:
+            topts = model_options["transformer_options"] = dict(topts)
+            topts[PREVIOUS_OVERRIDE_KEY] = other
+            topts[OVERRIDE_KEY] = self.override
+
+    def check_called(self, editor, run: RunState, layers: list[JointLayer]) -> None:
+        if run.calls["model"] > 0 and run.calls[self.counted] == 0:
+            raise PatchNotCalledError(
+                f"{editor.node_name}: the model ran {run.calls['model']} times but none of its {len(layers)} "
+                f"{self.reached} reached this pack's hook. Another node probably replaced ComfyUI's attention "
+                f"override on the same MODEL after this node; the result would have been the unedited {self.output}.")
+
+
+class JointBackend(OverrideBackend):
+    override = staticmethod(_joint_override)
+    wrapper = staticmethod(_apply_model_wrapper)
+
     def __init__(self, spec: JointFamily):
         self.spec = spec
         self.family = spec.name
 
     def layers(self, model) -> list[JointLayer]:
         return self.spec.layers(model.model.diffusion_model)
+
+    def text_multiple(self, model) -> int:
+        if not self.spec.text_pad_multiple:
+            return 1
+        return int(getattr(model.model.diffusion_model, self.spec.text_pad_multiple, None) or 1)
 
     def new_run(self, model, layers: list[JointLayer]) -> RunState:
         run = RunState(self, {layer: layer for layer in layers})
@@ -143,36 +186,6 @@ class JointBackend(Backend):
         run.data["patch_size"] = int(getattr(dm, "patch_size", 2) or 2)
         run.data["text_multiple"] = self.text_multiple(model)
         return run
-
-    def text_multiple(self, model) -> int:
-        if not self.spec.text_pad_multiple:
-            return 1
-        return int(getattr(model.model.diffusion_model, self.spec.text_pad_multiple, None) or 1)
-
-    def install(self, m, layers: list[JointLayer]) -> None:
-        import comfy.patcher_extension
-
-        self.reclaim(m.model_options, layers)
-        m.model_options["transformer_options"][OVERRIDE_KEY] = _joint_override
-        m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, WRAPPER_KEY, _apply_model_wrapper)
-
-    def reclaim(self, model_options: dict, layers: list[JointLayer]) -> None:
-        """Another pack's attention override (set before ours, or after ours and so replacing it) keeps running
-        underneath ours: ours calls it for every plain attention."""
-        topts = model_options.setdefault("transformer_options", {})
-        other = topts.get(OVERRIDE_KEY)
-        if other is not None and other is not _joint_override:
-            topts = model_options["transformer_options"] = dict(topts)
-            topts[PREVIOUS_OVERRIDE_KEY] = other
-            topts[OVERRIDE_KEY] = _joint_override
-
-    def check_called(self, editor, run: RunState, layers: list[JointLayer]) -> None:
-        if run.calls["model"] > 0 and run.calls["joint"] == 0:
-            raise PatchNotCalledError(
-                f"{editor.node_name}: the model ran {run.calls['model']} times but none of its {len(layers)} "
-                f"joint-attention blocks reached this pack's hook. Another node probably replaced ComfyUI's "
-                "attention override on the same MODEL after this node; the result would have been the unedited "
-                "image.")
 
     def summary(self, run: RunState, layers: list[JointLayer]) -> dict:
         return {**super().summary(run, layers), "joint_calls": run.calls["joint"]}

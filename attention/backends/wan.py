@@ -13,9 +13,8 @@ and are refused (attention/backends/__init__.py).
 """
 from __future__ import annotations
 
-from .base import (EDITOR_KEY, RUN_KEY, WRAPPER_KEY, Backend, CrossCall, JointLayer, PatchNotCalledError, RunState,
-                   begin_model_call)
-from .joint import OVERRIDE_KEY, PREVIOUS_OVERRIDE_KEY
+from .base import EDITOR_KEY, RUN_KEY, CrossCall, JointLayer, RunState, begin_model_call
+from .joint import PREVIOUS_OVERRIDE_KEY, OverrideBackend
 
 POSITION_KEY = "wan_call_position"
 
@@ -80,8 +79,13 @@ def _wan_override(func, *args, **kwargs):
     return editor.video_attention(CrossCall(q, k, v, heads, role, grid, layer, attend), run)
 
 
-class WanBackend(Backend):
+class WanBackend(OverrideBackend):
     family = "Wan"
+    override = staticmethod(_wan_override)
+    wrapper = staticmethod(_apply_model_wrapper)
+    counted = "cross"
+    reached = "cross-attention blocks"
+    output = "video"
 
     def layers(self, model) -> list[JointLayer]:
         blocks = model.model.diffusion_model.blocks
@@ -94,30 +98,6 @@ class WanBackend(Backend):
         run.data["patch"] = tuple(int(p) for p in dm.patch_size)
         run.data["roles"] = _roles(dm)
         return run
-
-    def install(self, m, layers: list[JointLayer]) -> None:
-        import comfy.patcher_extension
-
-        self.reclaim(m.model_options, layers)
-        m.model_options["transformer_options"][OVERRIDE_KEY] = _wan_override
-        m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, WRAPPER_KEY, _apply_model_wrapper)
-
-    def reclaim(self, model_options: dict, layers: list[JointLayer]) -> None:
-        """Another pack's attention override keeps running underneath ours (as on joint attention)."""
-        topts = model_options.setdefault("transformer_options", {})
-        other = topts.get(OVERRIDE_KEY)
-        if other is not None and other is not _wan_override:
-            topts = model_options["transformer_options"] = dict(topts)
-            topts[PREVIOUS_OVERRIDE_KEY] = other
-            topts[OVERRIDE_KEY] = _wan_override
-
-    def check_called(self, editor, run: RunState, layers: list[JointLayer]) -> None:
-        if run.calls["model"] > 0 and run.calls["cross"] == 0:
-            raise PatchNotCalledError(
-                f"{editor.node_name}: the model ran {run.calls['model']} times but none of its {len(layers)} "
-                "cross-attention blocks reached this pack's hook. Another node probably replaced ComfyUI's "
-                "attention override on the same MODEL after this node; the result would have been the unedited "
-                "video.")
 
     def summary(self, run: RunState, layers: list[JointLayer]) -> dict:
         return {**super().summary(run, layers), "self_calls": run.calls["self"], "cross_calls": run.calls["cross"]}
