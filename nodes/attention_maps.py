@@ -12,7 +12,7 @@ from ..attention.maps import LEVELS, MapRecorder, render_token_grid, word_masks
 from ..attention.options import parse_mask_words
 from ..attention.tokens import WordNotFound
 from .checks import require_editable_model, require_latent
-from .clip_prompts import common_length, encode_rows, prompt_encoding
+from .clip_prompts import encode_rows, fit_to_model, prompt_encoding
 
 NODE = "AttnEdit_AttentionMaps"
 
@@ -65,8 +65,7 @@ class AttentionMaps(io.ComfyNode):
 
         require_editable_model(NODE, model)
         require_latent(NODE, model, latent)
-        encoding = common_length([prompt_encoding(clip, prompt, NODE, "prompt")],
-                                 backend_for(model).text_multiple(model))[0]
+        encoding = fit_to_model([prompt_encoding(clip, prompt, NODE, "prompt")], backend_for(model), model)[0]
         try:
             groups = parse_mask_words(mask_words or "")
             mask_slots = [sorted({s for word in group for s in encoding.phrase_slots(word)}) for group in groups]

@@ -70,6 +70,24 @@ def _z_image_prompt_span(ids: list[int]) -> tuple[int, int]:
     return first, end
 
 
+# Flux.2's Mistral "tekken" tokens (ComfyUI 0.8 comfy/text_encoders/flux.py Flux2Tokenizer): BOS, then the template
+# '[SYSTEM_PROMPT]...[/SYSTEM_PROMPT][INST]{}[/INST]', not trimmed; [INST] / [/INST] are special tokens 3 / 4.
+MISTRAL_INST, MISTRAL_INST_END, MISTRAL_PAD = 3, 4, 11
+
+
+def _mistral_prompt_span(ids: list[int]) -> tuple[int, int]:
+    """(first, end) of the prompt's tokens in Flux.2's template."""
+    if MISTRAL_INST not in ids:
+        raise ValueError("the prompt's template is not Flux.2's (no [INST] found)")
+    first = ids.index(MISTRAL_INST) + 1
+    end = ids.index(MISTRAL_INST_END, first) if MISTRAL_INST_END in ids[first:] else len(ids)
+    return first, end
+
+
+# Z-Image (Qwen3) and Flux.2 (Mistral3): the prompt's span in templates the DiT sees whole
+UNTRIMMED_TEMPLATES = {"Qwen3": _z_image_prompt_span, "Mistral3": _mistral_prompt_span}
+
+
 def _t5_layout(tok) -> TokenizerLayout:
     return TokenizerLayout(None, int(tok.end_token), int(tok.min_length or 77), "T5")
 
@@ -102,6 +120,9 @@ def text_segments(clip) -> list[Segment]:
         return [Segment("qwen25_7b", tokenizer.qwen25_7b, TokenizerLayout(None, IM_END, 0, "Qwen2.5-VL"), 0)]
     if name == "ZImageTokenizer":
         return [Segment("qwen3_4b", tokenizer.qwen3_4b, TokenizerLayout(None, IM_END, 0, "Qwen3"), 0)]
+    if name == "Flux2Tokenizer":
+        return [Segment("mistral3_24b", tokenizer.mistral3_24b, TokenizerLayout(None, MISTRAL_INST_END, 0, "Mistral3"),
+                        0)]
     sd_tok = _sd_tokenizer(clip)
     if "CLIP" not in type(sd_tok.tokenizer).__name__:
         raise ValueError(
@@ -161,6 +182,15 @@ def _chunk_ids(chunk, layout: TokenizerLayout) -> list[int]:
     return ids[: ids.index(layout.eos)] if layout.eos in ids else ids
 
 
+def _template_pieces(segment: Segment, prompt: str, chunk, first: int, eos: int, name: str, node: str,
+                     input_name: str) -> list[tuple[Segment, PromptTokens]]:
+    """An untrimmed chat template the DiT sees whole: its head (before the prompt) a wordless piece, then the prompt
+    and the template's tail as one piece."""
+    pieces = _segment_pieces(replace(segment, offset=segment.offset + first, layout=TokenizerLayout(
+        None, eos, len(chunk) - first, name + " prompt")), prompt, {segment.key: [chunk[first:]]}, node, input_name)
+    return [_wordless(segment, pieces[0][1].words, first, name + " template"), *pieces]
+
+
 def _segment_pieces(segment: Segment, prompt: str, comfy_tokens: dict, node: str,
                     input_name: str) -> list[tuple[Segment, PromptTokens]]:
     """The prompt's tokens in one encoder, a piece per chunk ComfyUI encodes (CLIP: 75 prompt tokens between
@@ -176,16 +206,10 @@ def _segment_pieces(segment: Segment, prompt: str, comfy_tokens: dict, node: str
         first, end = _qwen_prompt_span(ids)
         layout = TokenizerLayout(None, IM_END, len(ids) - first, layout.name)
         per_chunk = [ids[first:end]]
-    elif layout.name == "Qwen3":  # the DiT sees the whole template: its head is a piece of its own (no words)
-        ids = [int(t[0]) for t in chunks[0]]
-        first, end = _z_image_prompt_span(ids)
-        head = TokenizerLayout(None, IM_END, first, "Qwen3 template")
-        pieces = _segment_pieces(replace(segment, offset=segment.offset + first, layout=TokenizerLayout(
-            None, IM_END, len(ids) - first, "Qwen3 prompt")), prompt, {segment.key: [chunks[0][first:]]}, node,
-            input_name)
-        words = pieces[0][1].words
-        return [(replace(segment, layout=head), PromptTokens(prompt, (), words, ((),) * len(words), head)), *pieces]
-    elif layout.name == "Qwen3 prompt":
+    elif layout.name in UNTRIMMED_TEMPLATES:  # the DiT sees the whole template: its head a piece of its own
+        first, _ = UNTRIMMED_TEMPLATES[layout.name]([int(t[0]) for t in chunks[0]])
+        return _template_pieces(segment, prompt, chunks[0], first, layout.eos, layout.name, node, input_name)
+    elif layout.name.endswith(" prompt"):
         per_chunk = [_chunk_ids(chunks[0], layout)]
         layout = TokenizerLayout(None, layout.eos, len(chunks[0]), layout.name)
     else:
@@ -233,8 +257,9 @@ def prompt_encoding(clip, prompt: str, node: str, input_name: str) -> PromptEnco
     except ValueError as e:
         raise InputError(node, "clip", str(e)) from None
     comfy_tokens = clip.tokenize(prompt)
-    # Qwen-Image's and Z-Image's tokenizers read no weight syntax (they pass disable_weights themselves)
-    weighted = not segments[0].layout.name.startswith("Qwen") and not getattr(segments[0].tokenizer, "disable_weights", False)
+    # the LLM tokenizers (Qwen-Image, Z-Image, Flux.2) read no weight syntax (they pass disable_weights themselves)
+    weighted = (segments[0].layout.name not in ("Qwen2.5-VL", *UNTRIMMED_TEMPLATES)
+                and not getattr(segments[0].tokenizer, "disable_weights", False))
     words = plain_text(prompt, weighted)
     if not words.strip():
         raise InputError(node, input_name, "the prompt has no words once its weights are read.")
@@ -295,6 +320,30 @@ def common_length(encodings: list[PromptEncoding], multiple: int = 1) -> list[Pr
     return rebuilt
 
 
+def _wordless(segment: Segment, words, length: int, name: str) -> tuple[Segment, PromptTokens]:
+    """A piece of the text sequence that holds none of the prompt's words (a template's head, the model's padding):
+    its slots map onto themselves in every edit."""
+    layout = TokenizerLayout(None, -1, length, name)
+    return replace(segment, layout=layout), PromptTokens("", (), words, ((),) * len(words), layout)
+
+
+def fit_to_model(encodings: list[PromptEncoding], backend, model) -> list[PromptEncoding]:
+    """The encodings at the length the model attends to: brought to the longest prompt (common_length), the last
+    piece rounded up to the model's text multiple (Z-Image), and a wordless piece in front for the slots the model's
+    conditioning puts before the text (Flux.2's left padding), both read from the model."""
+    encodings = common_length(encodings, backend.text_multiple(model))
+    before = backend.text_padding(model, encodings[0].text_len)
+    if not before:
+        return encodings
+    out = []
+    for e in encodings:
+        first_segment = e.segments[0][0]
+        pad = _wordless(replace(first_segment, offset=0), e.primary.words, before, "padding")
+        shifted = tuple((replace(seg, offset=seg.offset + before), pt) for seg, pt in e.segments)
+        out.append(PromptEncoding(e.prompt, (pad, *shifted)))
+    return out
+
+
 def prompt_tokens(clip, prompt: str, node: str, input_name: str) -> PromptTokens:
     """The prompt's tokens in the (first) text encoder the model attends to."""
     return prompt_encoding(clip, prompt, node, input_name).primary
@@ -307,7 +356,8 @@ def _padded_tokens(clip, prompts: list[str]) -> list[dict]:
     padding tokens, as Flux sees T5's padding. T5 pads the same way up to its minimum length anyway (Chroma's T5
     has no minimum: its prompts are padded here). Z-Image's Qwen3 is causal too."""
     tokens = [clip.tokenize(p) for p in prompts]
-    for key, pad_id in (("qwen25_7b", QWEN_PAD), ("qwen3_4b", QWEN_PAD), ("t5xxl", None)):
+    for key, pad_id in (("qwen25_7b", QWEN_PAD), ("qwen3_4b", QWEN_PAD), ("mistral3_24b", MISTRAL_PAD),
+                        ("t5xxl", None)):
         if key not in tokens[0] or any(len(t[key]) != 1 for t in tokens):
             continue
         if pad_id is None:

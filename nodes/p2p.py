@@ -15,7 +15,7 @@ from ..attention.options import parse_prompt_lines
 from ..attention.p2p_editor import EDITOR_MARK, ROWS_MARK, P2PEditor
 from ..attention.p2p_plan import InputError, build_sequence_plan
 from .checks import require_editable_model, require_latent
-from .clip_prompts import common_length, encode_rows, prompt_encoding, same_chunks
+from .clip_prompts import encode_rows, fit_to_model, prompt_encoding, same_chunks
 
 CATEGORY = "attention_edit/prompt_to_prompt"
 
@@ -121,7 +121,7 @@ def run_p2p(node: str, mode: str, model, clip, latent, source_prompt: str, targe
                for p in target_prompts]
     same_chunks(node, [source, *targets],
                 ["source prompt"] + [f"edited prompt {i}" for i in range(1, len(targets) + 1)])
-    source, *targets = common_length([source, *targets], backend_for(model).text_multiple(model))
+    source, *targets = fit_to_model([source, *targets], backend_for(model), model)
     # a piece per chunk of each text encoder the model attends to (SD3: CLIP then T5), side by side
     pieces = [(src_tokens, [t.segments[i][1] for t in targets]) for i, (_, src_tokens) in enumerate(source.segments)]
     plan = build_sequence_plan(node, mode, pieces, cross_replace, self_replace, word_schedule or "", reweight or "",

@@ -1,7 +1,8 @@
 """The registry: which backend patches a ComfyUI model, and why the others are refused.
 
 A new family is a file here (a `JointFamily` entry, or a Backend of its own: unet.py, wan.py) and a line in
-`JOINT_FAMILIES` or `backend_for`. Every backend imports only base.py (and joint.py for joint families); none imports its caller.
+`JOINT_FAMILIES` or `backend_for`. Every backend imports only base.py (and joint.py for the override-reached
+families); none imports its caller.
 """
 from __future__ import annotations
 

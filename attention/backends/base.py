@@ -184,6 +184,23 @@ class Backend:
     def check_called(self, editor: AttentionEditor, run: RunState, layers: list) -> None:
         raise NotImplementedError
 
+    def text_padding(self, model, n: int) -> int:
+        """Slots the model's conditioning puts before an n-token text (Flux.2 left-pads it with zeros to 512:
+        ComfyUI 0.8 comfy/model_base.py Flux2.extra_conds), found by running the model's own extra_conds on a probe
+        text whose tokens are numbered."""
+        import torch
+
+        probe = torch.arange(1, n + 1, dtype=torch.float32)[None, :, None].expand(1, n, 4).contiguous()
+        try:
+            channels = model.model.latent_format.latent_channels
+            out = model.model.extra_conds(cross_attn=probe, pooled_output=None, device=torch.device("cpu"),
+                                          noise=torch.zeros(1, channels, 8, 8))
+            cond = out["c_crossattn"].cond[0, :, 0]
+        except Exception:  # a model whose extra_conds needs more than this: it adds nothing we could find
+            return 0
+        first = (cond == 1).nonzero()
+        return int(first[0]) if len(first) and cond.shape[0] >= n + int(first[0]) else 0
+
     def text_multiple(self, model) -> int:
         """The model pads its text tokens to a multiple of this before attention (1: it does not)."""
         return 1
