@@ -82,7 +82,7 @@ class AttentionMaps(io.ComfyNode):
             raise InputError(NODE, "model", "the sampler never reached the model's attention; nothing was recorded.")
         maps = result["maps"][0]  # first latent row: [T, H, W]; a video's [T, F, h, w]
         if maps.ndim == 4:
-            return _video_maps(maps, encoding, mask_slots, out, vae, tile_size, columns)
+            return _video_maps(model, maps, encoding, mask_slots, out, vae, tile_size, columns)
         image = vae.decode(out["samples"][:1])[0] if vae is not None else None
         if backend_for(model).family == "UNet":  # one tile per CLIP token, as the P2P paper's Fig. 4
             hf = encoding.segments[0][0].tokenizer.tokenizer
@@ -95,11 +95,21 @@ class AttentionMaps(io.ComfyNode):
             words, labels = _word_labels(encoding)
             tiles = torch.stack([maps[encoding.word_slots(i)].sum(0) for i in words])
         grid = render_token_grid(tiles, labels, image, tile_size, columns)
-        size = tuple(image.shape[:2]) if image is not None else tuple(8 * s for s in out["samples"].shape[-2:])
+        size = tuple(image.shape[:2]) if image is not None else _pixel_size(model, out["samples"])
         return io.NodeOutput(grid[None], out, word_masks(maps, mask_slots, size))
 
 
 NODES = [AttentionMaps]
+
+
+# Latent formats whose VAE downscales 16x (Flux.2: EmptyFlux2LatentImage; Wan 2.2 5B); the others 8x
+SIXTEEN_X = ("Flux2", "Wan22")
+
+
+def _pixel_size(model, samples) -> tuple[int, int]:
+    """The image size of a latent when no VAE is given (the masks' size)."""
+    scale = 16 if type(model.model.latent_format).__name__ in SIXTEEN_X else 8
+    return tuple(scale * s for s in samples.shape[-2:])
 
 
 def _word_labels(encoding) -> tuple[list[int], list[str]]:
@@ -107,7 +117,7 @@ def _word_labels(encoding) -> tuple[list[int], list[str]]:
     return words, [encoding.primary.words[i].text for i in words]
 
 
-def _video_maps(maps, encoding, mask_slots, out, vae, tile_size: int, columns: int):
+def _video_maps(model, maps, encoding, mask_slots, out, vae, tile_size: int, columns: int):
     """A video's maps [T, F, h, w]: one labelled grid per latent frame (an IMAGE batch, over the decoded frame the
     latent frame starts: Wan's VAE decodes F latent frames to 4(F-1)+1), and the word masks of the frame-averaged
     maps (one per named word, as for an image)."""
@@ -124,5 +134,5 @@ def _video_maps(maps, encoding, mask_slots, out, vae, tile_size: int, columns: i
             image = pixels[round(f * (len(pixels) - 1) / max(frames - 1, 1))]
         tiles = torch.stack([maps[encoding.word_slots(i), f].sum(0) for i in words])
         grids.append(render_token_grid(tiles, labels, image, tile_size, columns))
-    size = tuple(pixels.shape[1:3]) if pixels is not None else tuple(8 * s for s in out["samples"].shape[-2:])
+    size = tuple(pixels.shape[1:3]) if pixels is not None else _pixel_size(model, out["samples"])
     return io.NodeOutput(torch.stack(grids), out, word_masks(maps.mean(1), mask_slots, size))

@@ -127,8 +127,8 @@ def text_segments(clip) -> list[Segment]:
     if "CLIP" not in type(sd_tok.tokenizer).__name__:
         raise ValueError(
             f"this text encoder ({name}) is not supported: its words cannot be mapped onto the tokens the "
-            "model attends to. Supported: SD1.x/SD2.x/SDXL CLIP, Flux (T5), SD3 (CLIP + T5), Chroma (T5), Wan "
-            "(UMT5), Qwen-Image (Qwen2.5-VL) and Z-Image (Qwen3) text encoders.")
+            "model attends to. Supported: SD1.x/SD2.x/SDXL CLIP, Flux (T5), Flux.2 (Mistral), SD3 (CLIP + T5), "
+            "Chroma (T5), Wan (UMT5), Qwen-Image (Qwen2.5-VL) and Z-Image (Qwen3) text encoders.")
     key = next(k for k, v in clip.tokenize("a").items())
     return [Segment(key, sd_tok, CLIP_LAYOUT, 0)]
 

@@ -29,4 +29,11 @@ if [ "$(cat "$_stamp" 2>/dev/null)" != "$_want" ]; then
   "$PY" -m pip install -q "${_requirements[@]}" -c constraints.txt 2> >(grep -v "^WARNING: Location" >&2)
   echo "$_want" > "$_stamp"
 fi
+# Flux.2's tokenizer tests read a real Mistral "tekken" vocabulary from the mistral-common wheel: downloaded, not
+# installed (the pack does not use it). Without it (no network) those tests say so and skip.
+_tekken_wheel="$VENV/share/attn-edit/mistral_common-1.13.1-py3-none-any.whl"
+if [ ! -f "$_tekken_wheel" ]; then
+  "$PY" -m pip download -q --no-deps mistral-common==1.13.1 -d "$(dirname "$_tekken_wheel")" \
+    2> >(grep -v "^WARNING: Location" >&2) || echo "Could not download mistral-common (Flux.2 tests will skip)." >&2
+fi
 export PYTHONDONTWRITEBYTECODE=1

@@ -137,6 +137,7 @@ DEMO_TWIN = {"p2p_word_swap": "demo_shape_swap", "p2p_refine": "demo_refine", "p
              "flux_real_p2p_direct_inversion": "demo_dit_real_direct_inversion", "flux_word_mask": "demo_dit_word_mask",
              "flux_pix2pix_zero": "demo_dit_pix2pix_zero", "sd35_pix2pix_zero": "demo_dit_pix2pix_zero",
              "chroma_word_swap": "demo_dit_colour_swap", "z_image_word_swap": "demo_dit_colour_swap",
+             "flux2_word_swap": "demo_dit_shape_swap",
              # no demo video model: the image edit of the same kind stands in
              "wan_video_word_swap": "demo_dit_shape_swap", "wan22_video_word_swap": "demo_dit_shape_swap",
              "wan_flow_edit": "demo_dit_flow_edit"}

@@ -385,6 +385,11 @@ DIT_LOADERS = {
                    "11": {"class_type": "CLIPLoader", "inputs": {"clip_name": "qwen_2.5_vl_7b_fp8_scaled.safetensors",
                                                                  "type": "qwen_image"}},
                    "12": {"class_type": "VAELoader", "inputs": {"vae_name": "qwen_image_vae.safetensors"}}},
+    "flux2": {"1": {"class_type": "UNETLoader", "inputs": {"unet_name": "flux2_dev_fp8mixed.safetensors",
+                                                            "weight_dtype": "default"}},
+              "11": {"class_type": "CLIPLoader", "inputs": {"clip_name": "mistral_3_small_flux2_fp8.safetensors",
+                                                            "type": "flux2"}},
+              "12": {"class_type": "VAELoader", "inputs": {"vae_name": "flux2-vae.safetensors"}}},
     "chroma": {"1": {"class_type": "UNETLoader", "inputs": {"unet_name": "Chroma1-HD.safetensors",
                                                              "weight_dtype": "default"}},
                "11": {"class_type": "CLIPLoader", "inputs": {"clip_name": "t5xxl_fp16.safetensors", "type": "chroma"}},
@@ -402,6 +407,7 @@ DIT_SAMPLING = {"flux": dict(steps=20, cfg=1.0, sampler="euler", scheduler="simp
                 "sd3": dict(steps=28, cfg=4.5, sampler="euler", scheduler="sgm_uniform", size=1024),
                 "qwen_image": dict(steps=20, cfg=2.5, sampler="euler", scheduler="simple", size=1328),
                 "chroma": dict(steps=26, cfg=4.0, sampler="euler", scheduler="beta", size=1024),
+                "flux2": dict(steps=20, cfg=1.0, sampler="euler", scheduler="simple", size=1024),
                 "z_image": dict(steps=9, cfg=1.0, sampler="euler", scheduler="simple", size=1024)}
 
 
@@ -417,15 +423,16 @@ def _dit(family: str, node: str, extra: dict, title: str) -> dict:
                                                 "blend_words": "", "blend_threshold": 0.3, "blend_start": 0.0,
                                                 **({} if node == "AttnEdit_P2PReweight" else {"reweight": ""}),
                                                 **extra}},
-           "3": {"class_type": "EmptySD3LatentImage", "inputs": {"width": s["size"], "height": s["size"],
-                                                                 "batch_size": 1}},
+           "3": {"class_type": "EmptyFlux2LatentImage" if family == "flux2" else "EmptySD3LatentImage",
+                 "inputs": {"width": s["size"], "height": s["size"], "batch_size": 1}},
            "4": {"class_type": "CLIPTextEncode", "inputs": {
                "clip": clip, "text": "" if family.startswith("flux") else NEGATIVE}},
            "6": {"class_type": "VAEDecode", "inputs": {"samples": ["5", 0], "vae": vae}},
            "7": {"class_type": "SaveImage", "inputs": {"images": ["6", 0], "filename_prefix": f"attn_edit/{title}"}}}
     positive = ["2", 1]
-    if family.startswith("flux"):
-        api["10"] = {"class_type": "FluxGuidance", "inputs": {"conditioning": ["2", 1], "guidance": 3.5}}
+    if family.startswith("flux"):  # guidance-distilled: the guidance in the conditioning (Flux.2-dev: 4)
+        api["10"] = {"class_type": "FluxGuidance", "inputs": {"conditioning": ["2", 1],
+                                                              "guidance": 4.0 if family == "flux2" else 3.5}}
         positive = ["10", 0]
     api["5"] = _sampler(["2", 0], positive, ["2", 2], seed=8888, steps=s["steps"], cfg=s["cfg"],
                         sampler=s["sampler"], scheduler=s["scheduler"])
@@ -553,6 +560,9 @@ DIT_SPECS = {
         "source_prompt": "a cat sitting next to a mirror",
         "target_prompts": "a tiger sitting next to a mirror\na lion sitting next to a mirror"},
         "qwen_image_word_swap"),
+    "flux2_word_swap": _dit("flux2", "AttnEdit_P2PReplace", {
+        "source_prompt": "a cat sitting next to a mirror",
+        "target_prompts": "a tiger sitting next to a mirror\na lion sitting next to a mirror"}, "flux2_word_swap"),
     "chroma_word_swap": _dit("chroma", "AttnEdit_P2PReplace", {
         "source_prompt": "a cat sitting next to a mirror",
         "target_prompts": "a tiger sitting next to a mirror\na lion sitting next to a mirror"}, "chroma_word_swap"),
@@ -651,6 +661,8 @@ SPECS.update(DIT_SPECS)
 
 def dit_layout(name: str) -> str | None:
     """The tiny test layout a DiT workflow runs on, or None for the UNet workflows."""
+    if name.startswith("flux2"):
+        return "flux2"
     if name.startswith("flux"):
         return "flux"
     if name.startswith("sd35"):
@@ -877,7 +889,7 @@ def on_tiny_models(api: dict, layout: str = "sd15", size: int = 128, steps: int 
                     if isinstance(value, list) and len(value) == 2 and value[0] == node_id:
                         other["inputs"][key] = [tiny, output]
     for node in api.values():
-        if node["class_type"] in ("EmptyLatentImage", "EmptySD3LatentImage"):
+        if node["class_type"] in ("EmptyLatentImage", "EmptySD3LatentImage", "EmptyFlux2LatentImage"):
             node["inputs"].update(width=size, height=size)
         if node["class_type"] == "EmptyHunyuanLatentVideo":  # 9 frames: 3 latent frames
             node["inputs"].update(width=size // 2, height=size // 2, length=9)
@@ -949,8 +961,8 @@ def describe(name: str, api: dict) -> str:
     return "\n\n".join(part for part in (what, runs) if part)
 
 
-FAMILIES = [("demo_dit_", "Demo DiT"), ("demo_", "Demo"), ("flux_", "Flux"), ("sd35_", "SD3.5"),
-            ("qwen_image_", "Qwen-Image"), ("chroma_", "Chroma"), ("z_image_", "Z-Image"), ("wan22_", "Wan 2.2"),
+FAMILIES = [("demo_dit_", "Demo DiT"), ("demo_", "Demo"), ("flux2_", "Flux.2"), ("flux_", "Flux"),
+            ("sd35_", "SD3.5"), ("qwen_image_", "Qwen-Image"), ("chroma_", "Chroma"), ("z_image_", "Z-Image"), ("wan22_", "Wan 2.2"),
             ("wan_", "Wan"), ("p2p_", "SD1.5"), ("", "SD1.5")]
 WHAT_TITLES = {
     "word_swap": "P2P word swap", "shape_swap": "P2P shape swap", "colour_swap": "P2P colour swap",

@@ -14,8 +14,8 @@ from .wan import WanBackend, is_wan
 
 JOINT_FAMILIES = (flux.FAMILY, sd3.FAMILY, qwen_image.FAMILY, chroma.FAMILY, z_image.FAMILY)
 
-SUPPORTED = ("SD1.x, SD2.x and SDXL (UNet cross-attention); Flux.1, SD3 / SD3.5, Qwen-Image, Chroma and Z-Image "
-             "(joint attention); Wan 2.1 / 2.2 text- and image-to-video (video cross-attention)")
+SUPPORTED = ("SD1.x, SD2.x and SDXL (UNet cross-attention); Flux.1, Flux.2, SD3 / SD3.5, Qwen-Image, Chroma and "
+             "Z-Image (joint attention); Wan 2.1 / 2.2 text- and image-to-video (video cross-attention)")
 
 # Networks ComfyUI 0.8 ships that no backend patches, by module of their class, with the real reason.
 _NOT_REACHED = "its attention calls pass no transformer_options, so no attention hook of any pack reaches them"

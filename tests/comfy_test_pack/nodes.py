@@ -12,7 +12,8 @@ class TinyModels(io.ComfyNode):
             node_id="AttnEditTest_TinyModels",
             category="testing",
             inputs=[io.Combo.Input("layout", options=["sd15", "sd2v", "sdxl", "dit", "flux", "sd3", "qwen_image",
-                                                              "chroma", "z_image", "wan", "wan_i2v"]),
+                                                              "chroma", "z_image", "flux2", "wan",
+                                                              "wan_i2v"]),
                     io.Int.Input("seed", default=0)],
             outputs=[io.Model.Output(), io.Clip.Output(), io.Vae.Output()],
         )

@@ -5,7 +5,7 @@ Layouts keep the real block structure of each family with shrunken widths:
 - sd2v: the same with linear projections, 64-wide heads, fp32 attention and v-prediction (SD2.x).
 - sdxl: 3 levels x 2 res blocks, no attention on level 0, depth 1/2 (SDXL: 0/2/10), clip_l ⊕ clip_g context, ADM.
 - dit:  a tiny AuraFlow MMDiT, a DiT no backend reaches, used to check that such models are refused.
-- flux / sd3 / qwen_image / chroma / z_image: tiny joint-attention layouts (build_joint).
+- flux / sd3 / qwen_image / chroma / z_image / flux2: tiny joint-attention layouts (build_joint).
 - wan: a tiny Wan 2.1 text-to-video model with its video VAE (build_wan).
 Weights are initialised explicitly from a seeded generator (ComfyUI's ops skip init: docs/testing.md, pitfall 1).
 """
@@ -407,7 +407,76 @@ def build_wan(seed: int = 0, image_to_video: bool = False, full_width: bool = Fa
     return _patcher(base), clip, build_wan_vae(seed)
 
 
-JOINT_LAYOUTS = ("flux", "sd3", "qwen_image", "chroma", "z_image")
+# Flux.2's tokenizer reads a Mistral "tekken" vocabulary from the text-encoder file. Tests take a real one from the
+# mistral-common wheel (scripts/env.sh downloads it, no install) and give it the v7 layout of Flux.2's file: a list
+# of 1000 special tokens, the first 20 named as Mistral's.
+MISTRAL_COMMON_WHEEL = "mistral_common-1.13.1-py3-none-any.whl"
+MISTRAL_SPECIALS = ["<unk>", "<s>", "</s>", "[INST]", "[/INST]", "[AVAILABLE_TOOLS]", "[/AVAILABLE_TOOLS]",
+                    "[TOOL_RESULTS]", "[/TOOL_RESULTS]", "[TOOL_CALLS]", "[IMG]", "<pad>", "[IMG_BREAK]", "[IMG_END]",
+                    "[PREFIX]", "[MIDDLE]", "[SUFFIX]", "[SYSTEM_PROMPT]", "[/SYSTEM_PROMPT]", "[TOOL_CONTENT]"]
+MISTRAL_TINY = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 30, "num_attention_heads": 2,
+                "num_key_value_heads": 1}  # 30 layers: Flux.2 stacks the outputs of layers 10, 20 and 30
+
+
+def tekken_file() -> "Path | None":
+    import sys
+    from pathlib import Path
+
+    path = Path(sys.prefix) / "share" / "attn-edit" / MISTRAL_COMMON_WHEEL
+    return path if path.is_file() else None
+
+
+def tekken_v7() -> bytes:
+    """mistral-common's tekken_240911.json (131072 ids, v3 layout) with the special-token list Flux.2's file has."""
+    import json
+    import zipfile
+
+    path = tekken_file()
+    if path is None:
+        raise FileNotFoundError(f"{MISTRAL_COMMON_WHEEL} is not in the venv's share/attn-edit (scripts/env.sh)")
+    data = json.loads(zipfile.ZipFile(path).read("mistral_common/data/tekken_240911.json"))
+    names = MISTRAL_SPECIALS + [f"<SPECIAL_{i}>" for i in range(len(MISTRAL_SPECIALS), 1000)]
+    data["special_tokens"] = [{"rank": i, "token_str": name, "is_control": True} for i, name in enumerate(names)]
+    return json.dumps(data).encode()
+
+
+def build_flux2(seed: int = 0):
+    """A tiny Flux.2 (2 double + 2 single blocks, 128 wide, 128 latent channels, patch 1) with ComfyUI's Flux.2
+    text-encoder classes over a 30-layer, 64-wide Mistral and a real tekken vocabulary, and a Flux.2 VAE (ComfyUI's
+    default widths, random weights: the latent's batch norm makes it Flux.2's 128 channels)."""
+    import comfy.sd
+    import comfy.supported_models
+    import comfy.supported_models_base
+    import comfy.text_encoders.flux
+    from comfy.ldm.models.autoencoder import AutoencoderKL
+
+    config = comfy.supported_models.Flux2({
+        "image_model": "flux2", "in_channels": 128, "out_channels": 128, "vec_in_dim": None,
+        "context_in_dim": 3 * MISTRAL_TINY["hidden_size"], "hidden_size": 128, "mlp_ratio": 3.0, "num_heads": 2,
+        "depth": 2, "depth_single_blocks": 2, "axes_dim": [16, 16, 16, 16], "theta": 2000, "patch_size": 1,
+        "qkv_bias": False, "guidance_embed": True, "txt_ids_dims": [3], "global_modulation": True,
+        "mlp_silu_act": True, "ops_bias": False, "default_ref_method": "index", "ref_index_scale": 10.0})
+    config.set_inference_dtype(torch.float32, None)
+    base = config.get_model({}, "")
+    init_weights(base, seed)
+    _peaked_qk_norms(base, ("norm.query_norm", "norm.key_norm"))
+    target = comfy.supported_models_base.ClipTarget(comfy.text_encoders.flux.Flux2Tokenizer,
+                                                    comfy.text_encoders.flux.flux2_te())
+    clip = comfy.sd.CLIP(target, tokenizer_data={"tekken_model": tekken_v7()},
+                         model_options={"mistral3_24b_model_config": MISTRAL_TINY})
+    init_weights(clip.cond_stage_model, seed + 1)
+    ddconfig = {"double_z": True, "z_channels": 32, "resolution": 256, "in_channels": 3, "out_ch": 3, "ch": 32,
+                "ch_mult": [1, 1, 1, 1], "num_res_blocks": 1, "attn_resolutions": [], "dropout": 0.0,
+                "batch_norm_latent": True}
+    vae = AutoencoderKL(ddconfig=ddconfig, embed_dim=32)
+    init_weights(vae, seed + 2)
+    decoder = comfy.sd.VAE(sd=vae.state_dict(), config={"params": {"ddconfig": ddconfig, "embed_dim": 32}})
+    # what comfy.sd.VAE's own detection sets for a latent batch norm (the 'bn.running_mean' branch): 2x2 patches
+    decoder.latent_channels, decoder.downscale_ratio, decoder.upscale_ratio = 4 * 32, 16, 16
+    return _patcher(base), clip, decoder
+
+
+JOINT_LAYOUTS = ("flux", "sd3", "qwen_image", "chroma", "z_image", "flux2")
 VIDEO_LAYOUTS = ("wan",)
 
 
@@ -425,4 +494,6 @@ def build_joint(layout: str, seed: int = 0):
         return build_z_image(seed)
     if layout == "wan":
         return build_wan(seed)
+    if layout == "flux2":
+        return build_flux2(seed)
     raise ValueError(f"unknown joint layout {layout!r}")

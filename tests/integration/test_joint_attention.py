@@ -5,7 +5,15 @@ import torch
 
 from tests.integration.conftest import p2p_workflow, sample
 
-LAYOUTS = ["flux", "sd3", "qwen_image", "chroma", "z_image"]
+def _needs_tekken():
+    from tests.comfy_test_pack.tiny_models import MISTRAL_COMMON_WHEEL, tekken_file
+
+    return pytest.mark.skipif(tekken_file() is None, reason=f"no {MISTRAL_COMMON_WHEEL} in the venv (scripts/env.sh "
+                                                          "downloads it): Flux.2's tokenizer needs a tekken vocabulary")
+
+
+FLUX2 = pytest.param("flux2", marks=_needs_tekken())
+LAYOUTS = ["flux", "sd3", "qwen_image", "chroma", "z_image", FLUX2]
 SOURCE = "a red cat sitting on a mat"
 TARGET = "a red dog sitting on a mat"
 
@@ -14,7 +22,8 @@ def joint_p2p(layout, node="AttnEdit_P2PReplace", source=SOURCE, targets=TARGET,
               size=64, **kwargs):
     wf = p2p_workflow(node=node, layout=layout, source=source, targets=targets, cfg=cfg, width=size, height=size,
                       patched=patched, negative=negative, **kwargs)
-    wf["5"] = {"class_type": "EmptySD3LatentImage", "inputs": {"width": size, "height": size, "batch_size": 1}}
+    latent = "EmptyFlux2LatentImage" if layout == "flux2" else "EmptySD3LatentImage"  # Flux.2: 128 channels, /16
+    wf["5"] = {"class_type": latent, "inputs": {"width": size, "height": size, "batch_size": 1}}
     return wf
 
 
@@ -87,7 +96,8 @@ def test_local_blend_keeps_the_source_outside_the_mask(comfy, layout):
 def test_attention_maps_label_the_words(comfy, layout):
     prompt = {
         "1": {"class_type": "AttnEditTest_TinyModels", "inputs": {"layout": layout, "seed": 0}},
-        "5": {"class_type": "EmptySD3LatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
+        "5": {"class_type": "EmptyFlux2LatentImage" if layout == "flux2" else "EmptySD3LatentImage",
+              "inputs": {"width": 64, "height": 64, "batch_size": 1}},
         "2": {"class_type": "AttnEdit_AttentionMaps", "inputs": {
             "model": ["1", 0], "clip": ["1", 1], "latent": ["5", 0], "prompt": "a red cat, sitting", "negative": "",
             "seed": 0, "steps": 2, "cfg": 1.0, "sampler_name": "euler", "scheduler": "simple",
@@ -151,6 +161,8 @@ def test_another_packs_attention_override_keeps_running_under_ours(comfy):
     ("chroma", {"a": [0, 1], "red": [2], "cat": [3], "sitting": [5]}, 7),
     # Z-Image: the whole chat template; the prompt after its 3-token head, then its 5-token tail
     ("z_image", {"a": [3], "red": [4], "cat": [5], "sitting": [7]}, 13),
+    # Flux.2: BOS, the system prompt and [INST] (32 tokens of tekken), the prompt, [/INST]
+    pytest.param("flux2", {"a": [32], "red": [33], "cat": [34], "sitting": [36]}, 38, marks=_needs_tekken()),
 ])
 def test_words_map_onto_the_tokens_the_dit_attends_to(comfy, layout, slots, text_len):
     nodes = comfy.test_pack.nodes
@@ -163,12 +175,28 @@ def test_words_map_onto_the_tokens_the_dit_attends_to(comfy, layout, slots, text
     prompts = comfy.pack("nodes.clip_prompts")
     longer = "a red cat, sitting on a mat"
     cond = prompts.encode_rows(clip, ["a red cat, sitting", longer])
-    if layout in ("qwen_image", "chroma", "z_image"):  # unpadded encoders: both rows as long as the longer prompt
+    if layout in ("qwen_image", "chroma", "z_image", "flux2"):  # unpadded: both rows as long as the longer prompt
         longer_len = prompts.prompt_encoding(clip, longer, "test", "prompt").text_len
         assert longer_len > text_len
         assert cond[0][0].shape[:2] == (2, longer_len)
     else:
         assert cond[0][0].shape[:2] == (2, text_len)
+
+
+@_needs_tekken()
+def test_flux2_text_sits_where_the_model_puts_it(comfy):
+    """Flux.2's conditioning is left-padded with zeros to 512 by ComfyUI's model (model_base.Flux2.extra_conds): the
+    words' slots are found by probing that, not from a constant; the edit then runs on every block."""
+    comfy.run(joint_p2p("flux2", steps=1))
+    model, clip, _ = comfy.test_pack.nodes._MODELS[("flux2", 0)]
+    prompts, backends = comfy.pack("nodes.clip_prompts"), comfy.pack("attention.backends")
+    encoding = prompts.prompt_encoding(clip, "a red cat, sitting", "test", "prompt")
+    fitted = prompts.fit_to_model([encoding], backends.backend_for(model), model)[0]
+    words = fitted.primary.word_texts
+    assert fitted.text_len == 512
+    assert {w: fitted.word_slots(words.index(w)) for w in ("cat", "sitting")} == {"cat": [508], "sitting": [510]}
+    out, run = sample(comfy, joint_p2p("flux2", steps=2))
+    assert run["layers_called"] == run["layers"] == 4 and run["edited_joint_calls"] > 0
 
 
 @pytest.mark.parametrize("sampler,scheduler", [("euler_ancestral", "simple"), ("dpmpp_2m_sde", "beta"),

@@ -5,12 +5,15 @@ import torch
 
 from tests.integration.conftest import p2p_workflow, sample
 
-LAYOUTS = ["sd15", "flux", "sd3", "qwen_image", "chroma", "z_image"]
-JOINT = {"flux", "sd3", "qwen_image", "chroma", "z_image"}
+from tests.integration.test_joint_attention import FLUX2
+
+LAYOUTS = ["sd15", "flux", "sd3", "qwen_image", "chroma", "z_image", FLUX2]
+JOINT = {"flux", "sd3", "qwen_image", "chroma", "z_image", "flux2"}
 
 
 def _latent_node(layout, size):
-    kind = "EmptySD3LatentImage" if layout in JOINT else "EmptyLatentImage"
+    kind = ("EmptyFlux2LatentImage" if layout == "flux2" else "EmptySD3LatentImage" if layout in JOINT
+            else "EmptyLatentImage")
     return {"class_type": kind, "inputs": {"width": size, "height": size, "batch_size": 1}}
 
 
