@@ -82,6 +82,17 @@ def main():
         rows = p2p_speed.run(host, layout, size, steps, repeats, cases, memory=layout.endswith("_full"),
                              frames=frames)
         print(table(f"P2P KSampler vs plain KSampler on the same batch — {title}", header, rows), flush=True)
+    if not opts.quick:
+        from benchmarks import p2p_memory
+
+        rows = []
+        for title, layout, size, frames in [("full-width Wan 2.1 1.3B layout, 256x256 x 17 frames", "wan_full", 256, 5),
+                                            ("full-width Z-Image layout, 512x512", "z_image_full", 512, 0)]:
+            plain, edit = p2p_memory.run(layout, size, frames)
+            rows.append((title, plain, edit, edit / plain))
+        print(table("Peak RSS growth of a 2-step run, plain vs P2P (Replace, every step edited and injected), each in "
+                    "a fresh process after a warm-up step (medians of 2)", ("layout", "plain MB", "P2P MB", "ratio"),
+                    rows), flush=True)
     if opts.new_families:
         return
     from benchmarks import inversion_and_guidance as ig
