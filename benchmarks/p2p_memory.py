@@ -34,7 +34,8 @@ def child(layout: str, mode: str, size: int, frames: int, steps: int) -> dict:
     comfy.utils.PROGRESS_BAR_ENABLED = False
     p2p, prompts = host.pack("nodes.p2p"), host.pack("nodes.clip_prompts")
     model, clip, channels, cfg = _models(layout)
-    latent = {"samples": torch.zeros(1, channels, *([frames] if frames else []), size // 8, size // 8)}
+    scale = 16 if channels == 128 else 8  # Flux.2's latents are /16
+    latent = {"samples": torch.zeros(1, channels, *([frames] if frames else []), size // scale, size // scale)}
     negative = prompts.encode_rows(clip, ["blurry"])
     with torch.inference_mode():
         out = p2p.run_p2p("bench", "replace", model, clip, latent, "a cat sitting on a mat", ["a dog sitting on a mat"],

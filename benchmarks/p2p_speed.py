@@ -32,6 +32,9 @@ def _models(layout: str):
     if layout == "sd3":
         model, clip, _ = tm.build_sd3(0)
         return model, clip, 16, 4.0
+    if layout in ("flux2", "flux2_full"):  # Flux.2-dev: guidance-distilled, cfg 1; 128 latent channels at /16
+        model, clip, _ = tm.build_flux2(0, full_width=layout.endswith("_full"))
+        return model, clip, 128, 1.0
     if layout in ("z_image", "z_image_full"):  # Z-Image Turbo samples at cfg 1
         model, clip, _ = tm.build_z_image(0, full_width=layout.endswith("_full"))
         return model, clip, 16, 1.0
@@ -50,7 +53,8 @@ def run(comfy, layout: str, size: int, steps: int, repeats: int, cases=None, mem
     p2p = comfy.pack("nodes.p2p")
     clip_prompts = comfy.pack("nodes.clip_prompts")
     model, clip, channels, cfg = _models(layout)
-    latent = {"samples": torch.zeros(1, channels, *([frames] if frames else []), size // 8, size // 8)}
+    scale = 16 if channels == 128 else 8  # Flux.2's latents are /16
+    latent = {"samples": torch.zeros(1, channels, *([frames] if frames else []), size // scale, size // scale)}
     source, target = "a cat sitting on a mat", "a dog sitting on a mat"
     refine_target = "a fluffy cat sitting on a red mat"
     negative = clip_prompts.encode_rows(clip, ["blurry"])

@@ -537,12 +537,17 @@ def _dit_pix2pix_zero(family: str, cfg: float, steps: int, title: str) -> dict:
     return api
 
 
+def _cat_swap(family: str, name: str) -> dict:
+    """Every family's word swap: a cat next to a mirror becomes a tiger and a lion."""
+    return _dit(family, "AttnEdit_P2PReplace", {
+        "source_prompt": "a cat sitting next to a mirror",
+        "target_prompts": "a tiger sitting next to a mirror\na lion sitting next to a mirror"}, name)
+
+
 DIT_SPECS = {
     "flux_pix2pix_zero": _dit_pix2pix_zero("flux", 1.0, 28, "flux_pix2pix_zero"),
     "sd35_pix2pix_zero": _dit_pix2pix_zero("sd3", 5.0, 50, "sd35_pix2pix_zero"),
-    "flux_word_swap": _dit("flux", "AttnEdit_P2PReplace", {
-        "source_prompt": "a cat sitting next to a mirror",
-        "target_prompts": "a tiger sitting next to a mirror\na lion sitting next to a mirror"}, "flux_word_swap"),
+    "flux_word_swap": _cat_swap("flux", "flux_word_swap"),
     "flux_word_swap_checkpoint": _dit("flux_checkpoint", "AttnEdit_P2PReplace", {
         "source_prompt": "a cat sitting next to a mirror",
         "target_prompts": "a tiger sitting next to a mirror"}, "flux_word_swap_checkpoint"),
@@ -553,22 +558,11 @@ DIT_SPECS = {
     "flux_reweight": _dit("flux", "AttnEdit_P2PReweight", {
         "prompt": "a smiling bunny doll", "reweight": "smiling: 2"}, "flux_reweight"),
     "flux_attention_maps": _dit_maps("flux", "flux_maps"),
-    "sd35_word_swap": _dit("sd3", "AttnEdit_P2PReplace", {
-        "source_prompt": "a cat sitting next to a mirror",
-        "target_prompts": "a tiger sitting next to a mirror\na lion sitting next to a mirror"}, "sd35_word_swap"),
-    "qwen_image_word_swap": _dit("qwen_image", "AttnEdit_P2PReplace", {
-        "source_prompt": "a cat sitting next to a mirror",
-        "target_prompts": "a tiger sitting next to a mirror\na lion sitting next to a mirror"},
-        "qwen_image_word_swap"),
-    "flux2_word_swap": _dit("flux2", "AttnEdit_P2PReplace", {
-        "source_prompt": "a cat sitting next to a mirror",
-        "target_prompts": "a tiger sitting next to a mirror\na lion sitting next to a mirror"}, "flux2_word_swap"),
-    "chroma_word_swap": _dit("chroma", "AttnEdit_P2PReplace", {
-        "source_prompt": "a cat sitting next to a mirror",
-        "target_prompts": "a tiger sitting next to a mirror\na lion sitting next to a mirror"}, "chroma_word_swap"),
-    "z_image_word_swap": _dit("z_image", "AttnEdit_P2PReplace", {
-        "source_prompt": "a cat sitting next to a mirror",
-        "target_prompts": "a tiger sitting next to a mirror\na lion sitting next to a mirror"}, "z_image_word_swap"),
+    "sd35_word_swap": _cat_swap("sd3", "sd35_word_swap"),
+    "qwen_image_word_swap": _cat_swap("qwen_image", "qwen_image_word_swap"),
+    "flux2_word_swap": _cat_swap("flux2", "flux2_word_swap"),
+    "chroma_word_swap": _cat_swap("chroma", "chroma_word_swap"),
+    "z_image_word_swap": _cat_swap("z_image", "z_image_word_swap"),
     "flux_flow_edit": _dit_real("flux", _flow_edit(28, 24, 1.5, 5.5), "flux_flow_edit"),
     "sd35_flow_edit": _dit_real("sd3", _flow_edit(50, 33, 3.5, 13.5), "sd35_flow_edit", negative=NEGATIVE),
     "flux_real_p2p_direct_inversion": _dit_real("flux", _flow_real_p2p(cfg=1.0), "flux_real_p2p"),

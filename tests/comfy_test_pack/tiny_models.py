@@ -440,7 +440,11 @@ def tekken_v7() -> bytes:
     return json.dumps(data).encode()
 
 
-def build_flux2(seed: int = 0):
+# The benchmark layout: Flux.2-dev's real widths (hidden 6144, 48 heads of 128) at reduced depth, random weights.
+FLUX2_FULL = {"hidden_size": 6144, "num_heads": 48, "axes_dim": [32, 32, 32, 32], "depth": 1, "depth_single_blocks": 2}
+
+
+def build_flux2(seed: int = 0, full_width: bool = False):
     """A tiny Flux.2 (2 double + 2 single blocks, 128 wide, 128 latent channels, patch 1) with ComfyUI's Flux.2
     text-encoder classes over a 30-layer, 64-wide Mistral and a real tekken vocabulary, and a Flux.2 VAE (ComfyUI's
     default widths, random weights: the latent's batch norm makes it Flux.2's 128 channels)."""
@@ -455,7 +459,8 @@ def build_flux2(seed: int = 0):
         "context_in_dim": 3 * MISTRAL_TINY["hidden_size"], "hidden_size": 128, "mlp_ratio": 3.0, "num_heads": 2,
         "depth": 2, "depth_single_blocks": 2, "axes_dim": [16, 16, 16, 16], "theta": 2000, "patch_size": 1,
         "qkv_bias": False, "guidance_embed": True, "txt_ids_dims": [3], "global_modulation": True,
-        "mlp_silu_act": True, "ops_bias": False, "default_ref_method": "index", "ref_index_scale": 10.0})
+        "mlp_silu_act": True, "ops_bias": False, "default_ref_method": "index", "ref_index_scale": 10.0,
+        **(FLUX2_FULL if full_width else {})})
     config.set_inference_dtype(torch.float32, None)
     base = config.get_model({}, "")
     init_weights(base, seed)
