@@ -73,13 +73,14 @@ def main():
         configs = []
     if not opts.quick:
         configs.append(("full-width Z-Image layout (dim 3840, 30 heads of 128, 2 layers + 2 refiners, random "
-                        "weights; tiny Qwen3), 512x512, 2 euler steps, cfg 1", "z_image_full", 512, 2, 1,
+                        "weights; tiny Qwen3), 512x512, 2 euler steps, cfg 1", "z_image_full", 512, 2, opts.repeats,
                         {"replace (inside windows)", "after the windows (patches idle)"}, 0))
         configs.append(("full-width Flux.2 layout (hidden 6144, 48 heads of 128, 1 double + 2 single blocks, random "
                         "weights; tiny Mistral), 512x512 (1024 image tokens, 512 text slots), 2 euler steps, cfg 1",
-                        "flux2_full", 512, 2, 1, {"replace (inside windows)", "after the windows (patches idle)"}, 0))
+                        "flux2_full", 512, 2, opts.repeats,
+                        {"replace (inside windows)", "after the windows (patches idle)"}, 0))
         configs.append(("full-width Wan 2.1 1.3B layout (dim 1536, 12 heads, 3 blocks, random weights; tiny UMT5), "
-                        "256x256 x 17 frames (5 latent frames), 2 euler steps, cfg 5", "wan_full", 256, 2, 1,
+                        "256x256 x 17 frames (5 latent frames), 2 euler steps, cfg 5", "wan_full", 256, 2, opts.repeats,
                         {"replace (inside windows)", "replace + local blend", "after the windows (patches idle)"}, 5))
     for title, layout, size, steps, repeats, cases, frames in configs:
         rows = p2p_speed.run(host, layout, size, steps, repeats, cases, memory=layout.endswith("_full"),

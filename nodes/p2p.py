@@ -194,7 +194,7 @@ class P2PStepRange(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="AttnEdit_P2PStepRange",
-            display_name="P2P Step Range (second expert / split sampling)",
+            display_name="P2P Step Range",
             category=CATEGORY,
             description="Runs a P2P node's edit on one part of a schedule split over several KSamplerAdvanced "
                         "nodes: connect the P2P node's positive, the model this part samples with (the P2P node's "
