@@ -76,8 +76,8 @@ def main():
                         "weights; tiny Qwen3), 512x512, 2 euler steps, cfg 1", "z_image_full", 512, 2, opts.repeats,
                         {"replace (inside windows)", "after the windows (patches idle)"}, 0))
         configs.append(("full-width Flux.2 layout (hidden 6144, 48 heads of 128, 1 double + 2 single blocks, random "
-                        "weights; tiny Mistral), 512x512 (1024 image tokens, 512 text slots), 2 euler steps, cfg 1",
-                        "flux2_full", 512, 2, opts.repeats,
+                        "weights; tiny Mistral), 256x256 (256 image tokens, 512 text slots), 2 euler steps, cfg 1",
+                        "flux2_full", 256, 2, opts.repeats,
                         {"replace (inside windows)", "after the windows (patches idle)"}, 0))
         configs.append(("full-width Wan 2.1 1.3B layout (dim 1536, 12 heads, 3 blocks, random weights; tiny UMT5), "
                         "256x256 x 17 frames (5 latent frames), 2 euler steps, cfg 5", "wan_full", 256, 2, opts.repeats,
