@@ -653,23 +653,14 @@ DIT_SPECS["flux_real_p2p_direct_inversion"]["5"]["inputs"]["positive"] = ["10", 
 SPECS.update(DIT_SPECS)
 
 
+# Workflow name prefix -> the tiny layout its API twin runs on in the tests (first match wins)
+DIT_LAYOUTS = (("flux2", "flux2"), ("flux", "flux"), ("sd35", "sd3"), ("qwen_image", "qwen_image"),
+               ("chroma", "chroma"), ("z_image", "z_image"), ("wan", "wan"))
+
+
 def dit_layout(name: str) -> str | None:
     """The tiny test layout a DiT workflow runs on, or None for the UNet workflows."""
-    if name.startswith("flux2"):
-        return "flux2"
-    if name.startswith("flux"):
-        return "flux"
-    if name.startswith("sd35"):
-        return "sd3"
-    if name.startswith("qwen_image"):
-        return "qwen_image"
-    if name.startswith("chroma"):
-        return "chroma"
-    if name.startswith("z_image"):
-        return "z_image"
-    if name.startswith("wan"):
-        return "wan"
-    return None
+    return next((layout for prefix, layout in DIT_LAYOUTS if name.startswith(prefix)), None)
 
 
 def _is_link(value) -> bool:
@@ -956,8 +947,8 @@ def describe(name: str, api: dict) -> str:
 
 
 FAMILIES = [("demo_dit_", "Demo DiT"), ("demo_", "Demo"), ("flux2_", "Flux.2"), ("flux_", "Flux"),
-            ("sd35_", "SD3.5"), ("qwen_image_", "Qwen-Image"), ("chroma_", "Chroma"), ("z_image_", "Z-Image"), ("wan22_", "Wan 2.2"),
-            ("wan_", "Wan"), ("p2p_", "SD1.5"), ("", "SD1.5")]
+            ("sd35_", "SD3.5"), ("qwen_image_", "Qwen-Image"), ("chroma_", "Chroma"), ("z_image_", "Z-Image"),
+            ("wan22_", "Wan 2.2"), ("wan_", "Wan"), ("p2p_", "SD1.5"), ("", "SD1.5")]
 WHAT_TITLES = {
     "word_swap": "P2P word swap", "shape_swap": "P2P shape swap", "colour_swap": "P2P colour swap",
     "refine": "P2P refine", "reweight": "P2P reweight", "local_blend": "P2P local blend",

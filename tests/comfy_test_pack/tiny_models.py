@@ -302,6 +302,16 @@ def _peaked_qk_norms(base, names: tuple[str, ...]) -> None:
                 p.fill_(2.5)
 
 
+def _dit(config_class, unet_config: dict, qk_norms: tuple[str, ...], seed: int):
+    """A diffusion model of ComfyUI's config class in fp32, seeded weights, peaked QK-norm gains."""
+    config = config_class(unet_config)
+    config.set_inference_dtype(torch.float32, None)
+    base = config.get_model({}, "")
+    init_weights(base, seed)
+    _peaked_qk_norms(base, qk_norms)
+    return base
+
+
 def build_chroma(seed: int = 0):
     """A tiny Chroma (2 double + 2 single blocks, 64 wide; its modulation approximator shrunk to 64) with ComfyUI's
     PixArt T5 tokenizer (unpadded T5 + EOS)."""
@@ -310,15 +320,12 @@ def build_chroma(seed: int = 0):
     import comfy.supported_models_base
     import comfy.text_encoders.pixart_t5
 
-    config = comfy.supported_models.Chroma({
+    base = _dit(comfy.supported_models.Chroma, {
         "image_model": "chroma", "in_channels": 64, "out_channels": 64, "context_in_dim": T5_TINY["d_model"],
         "hidden_size": 64, "mlp_ratio": 2.0, "num_heads": 2, "depth": 2, "depth_single_blocks": 2,
         "axes_dim": [8, 12, 12], "theta": 10000, "patch_size": 2, "qkv_bias": True, "in_dim": 64, "out_dim": 64,
-        "hidden_dim": 64, "n_layers": 2, "txt_ids_dims": [], "vec_in_dim": None})
-    config.set_inference_dtype(torch.float32, None)
-    base = config.get_model({}, "")
-    init_weights(base, seed)
-    _peaked_qk_norms(base, ("norm.query_norm", "norm.key_norm"))
+        "hidden_dim": 64, "n_layers": 2, "txt_ids_dims": [], "vec_in_dim": None}, ("norm.query_norm", "norm.key_norm"),
+        seed)
     target = comfy.supported_models_base.ClipTarget(comfy.text_encoders.pixart_t5.PixArtTokenizer,
                                                     comfy.text_encoders.pixart_t5.pixart_te(dtype_t5=torch.float32))
     clip = comfy.sd.CLIP(target, model_options={"t5xxl_model_config": T5_TINY})
@@ -345,16 +352,12 @@ def build_z_image(seed: int = 0, full_width: bool = False):
     import comfy.supported_models_base
     import comfy.text_encoders.z_image
 
-    config = comfy.supported_models.ZImage({
+    base = _dit(comfy.supported_models.ZImage, {
         "image_model": "lumina2", "patch_size": 2, "in_channels": 16, "dim": 256, "n_layers": 2,
         "n_refiner_layers": 1, "n_heads": 2, "n_kv_heads": 2, "qk_norm": True, "cap_feat_dim": QWEN3_TE["hidden_size"],
         "axes_dims": [32, 48, 48], "axes_lens": [1536, 512, 512], "rope_theta": 256.0, "z_image_modulation": True,
         "time_scale": 1000.0, "ffn_dim_multiplier": 8.0 / 3.0, "pad_tokens_multiple": 32,
-        **(Z_IMAGE_FULL if full_width else {})})
-    config.set_inference_dtype(torch.float32, None)
-    base = config.get_model({}, "")
-    init_weights(base, seed)
-    _peaked_qk_norms(base, ("q_norm", "k_norm"))
+        **(Z_IMAGE_FULL if full_width else {})}, ("q_norm", "k_norm"), seed)
     target = comfy.supported_models_base.ClipTarget(comfy.text_encoders.z_image.ZImageTokenizer,
                                                     comfy.text_encoders.z_image.te())
     clip = comfy.sd.CLIP(target, model_options={"qwen3_4b_model_config": QWEN3_TE})
@@ -388,15 +391,11 @@ def build_wan(seed: int = 0, image_to_video: bool = False, full_width: bool = Fa
     import os
 
     config_class = comfy.supported_models.WAN21_I2V if image_to_video else comfy.supported_models.WAN21_T2V
-    config = config_class({
+    base = _dit(config_class, {
         "image_model": "wan2.1", "model_type": "i2v" if image_to_video else "t2v", "patch_size": (1, 2, 2),
         "text_len": 512, "in_dim": 36 if image_to_video else 16, "dim": 64, "ffn_dim": 128, "freq_dim": 256,
         "text_dim": UMT5_TINY["d_model"], "out_dim": 16, "num_heads": 2, "num_layers": 2, "eps": 1e-6,
-        **(WAN_FULL if full_width else {})})
-    config.set_inference_dtype(torch.float32, None)
-    base = config.get_model({}, "")
-    init_weights(base, seed)
-    _peaked_qk_norms(base, ("norm_q", "norm_k"))
+        **(WAN_FULL if full_width else {})}, ("norm_q", "norm_k"), seed)
     spiece = os.path.join(os.path.dirname(comfy.text_encoders.wan.__file__), "t5_pile_tokenizer", "tokenizer.model")
     with open(spiece, "rb") as f:
         tokenizer_data = {"spiece_model": f.read()}
@@ -454,17 +453,13 @@ def build_flux2(seed: int = 0, full_width: bool = False):
     import comfy.text_encoders.flux
     from comfy.ldm.models.autoencoder import AutoencoderKL
 
-    config = comfy.supported_models.Flux2({
+    base = _dit(comfy.supported_models.Flux2, {
         "image_model": "flux2", "in_channels": 128, "out_channels": 128, "vec_in_dim": None,
         "context_in_dim": 3 * MISTRAL_TINY["hidden_size"], "hidden_size": 128, "mlp_ratio": 3.0, "num_heads": 2,
         "depth": 2, "depth_single_blocks": 2, "axes_dim": [16, 16, 16, 16], "theta": 2000, "patch_size": 1,
         "qkv_bias": False, "guidance_embed": True, "txt_ids_dims": [3], "global_modulation": True,
         "mlp_silu_act": True, "ops_bias": False, "default_ref_method": "index", "ref_index_scale": 10.0,
-        **(FLUX2_FULL if full_width else {})})
-    config.set_inference_dtype(torch.float32, None)
-    base = config.get_model({}, "")
-    init_weights(base, seed)
-    _peaked_qk_norms(base, ("norm.query_norm", "norm.key_norm"))
+        **(FLUX2_FULL if full_width else {})}, ("norm.query_norm", "norm.key_norm"), seed)
     target = comfy.supported_models_base.ClipTarget(comfy.text_encoders.flux.Flux2Tokenizer,
                                                     comfy.text_encoders.flux.flux2_te())
     clip = comfy.sd.CLIP(target, tokenizer_data={"tekken_model": tekken_v7()},
