@@ -484,16 +484,8 @@ def build_joint(layout: str, seed: int = 0):
     """(MODEL, CLIP, VAE) of a tiny joint-attention layout."""
     if layout == "flux":
         return build_flux_model("flux", seed), build_flux_clip(seed), build_flux_vae(seed)
-    if layout == "sd3":
-        return build_sd3(seed)
-    if layout == "qwen_image":
-        return build_qwen_image(seed)
-    if layout == "chroma":
-        return build_chroma(seed)
-    if layout == "z_image":
-        return build_z_image(seed)
-    if layout == "wan":
-        return build_wan(seed)
-    if layout == "flux2":
-        return build_flux2(seed)
+    builders = {"sd3": build_sd3, "qwen_image": build_qwen_image, "chroma": build_chroma, "z_image": build_z_image,
+                "wan": build_wan, "flux2": build_flux2}
+    if layout in builders:
+        return builders[layout](seed)
     raise ValueError(f"unknown joint layout {layout!r}")
